@@ -1,0 +1,3 @@
+"""modwatch: a git-aware watch daemon for transformers' modular files."""
+
+__version__ = "0.1.0"

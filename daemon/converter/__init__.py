@@ -1,0 +1,83 @@
+"""The libcst converter: a modular file in, its generated files out.
+
+``convert()`` never raises for bad input: a file being typed into is usually half-broken,
+so it returns a ``Failed`` value naming file, line and cause, and the caller decides
+whether to log, stage or flag (house style habit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Output:
+    """One generated file: where it goes, its file type and its final (formatted) text."""
+
+    path: Path
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A successful conversion of ``source``."""
+
+    source: Path
+    outputs: tuple[Output, ...]
+    parents: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """``source`` is not something the converter handles (wrong file name, say)."""
+
+    source: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """``source`` could not be converted: ``message`` says why, ``line`` where (1-based)."""
+
+    source: Path
+    message: str
+    line: int | None = None
+
+    def describe(self) -> str:
+        """``file:line: cause``, the form every error message of modwatch takes."""
+        where = f"{self.source}:{self.line}" if self.line is not None else str(self.source)
+        return f"{where}: {self.message}"
+
+
+Result = Converted | Skipped | Failed
+
+__all__ = ["Converted", "Failed", "Output", "Result", "Skipped", "convert"]
+
+
+def convert(
+    source: Path,
+    *,
+    root: Path | None = None,
+    overlay: Mapping[Path, str] | None = None,
+    format: bool = True,
+) -> Result:
+    """Convert one modular file.
+
+    Args:
+        source: absolute path of a ``modular_<name>.py`` file.
+        root: the repository root (where ``pyproject.toml`` and, for transformers,
+            ``src/transformers`` live); found by walking up from ``source`` when None.
+        overlay: file contents that take precedence over the disk, keyed by absolute
+            path (the source itself, or parents freshly converted in memory by ``check``).
+        format: run the ruff fixes and formatter on the outputs (R-FMT-1).
+
+    Returns:
+        ``Converted`` with one ``Output`` per generated file, or ``Skipped`` / ``Failed``.
+    """
+    from daemon.converter.pipeline import run
+
+    return run(source, root=root, overlay=overlay or {}, format=format)

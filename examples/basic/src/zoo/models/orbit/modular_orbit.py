@@ -1,0 +1,20 @@
+# Copyright 2026 The Zoo authors. Licensed under the Apache License, Version 2.0.
+# Edit this file and save: modwatch regenerates configuration_orbit.py and modeling_orbit.py.
+from ..zeta.configuration_zeta import ZetaConfig
+from ..zeta.modeling_zeta import ZetaModel
+
+
+class OrbitConfig(ZetaConfig):
+    model_type = "orbit"
+
+
+class OrbitModel(ZetaModel):
+    def __init__(self, config: OrbitConfig):
+        super().__init__(config)
+        self.bias = 1.0
+
+    def forward(self, x: float) -> float:
+        return -x
+
+
+__all__ = ["OrbitConfig", "OrbitModel"]
