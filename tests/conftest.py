@@ -13,11 +13,15 @@ import structlog
 
 
 @pytest.fixture(autouse=True)
-def _hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _hermetic_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Give every test its own git identity, an empty template dir and a throwaway $HOME."""
     home = tmp_path_factory.mktemp("home")
     templates = tmp_path_factory.mktemp("git-templates")
     for name in list(os.environ):
+        if name == "MODWATCH_CORPUS_CACHE":
+            continue  # where the downloaded transformers corpus is cached, outside the repo
         if name.startswith(("GIT_", "MODWATCH_")) or name in {"XDG_CONFIG_HOME", "NOTIFY_SOCKET"}:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
@@ -35,9 +39,7 @@ def _no_thread_leaks() -> Iterator[None]:
     """Fail a test that leaves a thread of its own running."""
     before = set(threading.enumerate())
     yield
-    leaked = [
-        t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
-    ]
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
     assert not leaked, f"threads left running: {leaked}"
 
 
@@ -49,9 +51,7 @@ def _reset_structlog() -> Iterator[None]:
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` and return its stdout (raises on failure)."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    )
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
     return done.stdout
 
 
