@@ -1,0 +1,180 @@
+"""The command line: the only module that parses arguments or decides the exit code.
+
+Exit codes: 0 ok, 1 ``check`` found stale outputs, 2 user/config/input error,
+3 unexpected error, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import daemon
+from daemon import commands, config, log
+from daemon.errors import DaemonError
+
+EXIT_OK, EXIT_STALE, EXIT_USER, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_PYTHON_DAEMON_FILES = ("daemon.py", "pidfile.py", "runner.py")
+
+
+class ForeignDaemonPackage(DaemonError):
+    """Another distribution (python-daemon) installed a package named ``daemon`` over ours."""
+
+
+def check_own_package() -> None:
+    """Refuse to run when ``daemon`` is not modwatch's package (python-daemon shares the name).
+
+    A directory listing, not importlib.metadata: it costs microseconds, hooks stay fast.
+    """
+    location = getattr(daemon, "__file__", None)
+    version = getattr(daemon, "__version__", None)
+    package_dir = Path(location).parent if location else None
+    foreign = [
+        name
+        for name in _PYTHON_DAEMON_FILES
+        if package_dir is not None and (package_dir / name).exists()
+    ]
+    if package_dir is None or version is None or foreign:
+        where = package_dir or "an unknown location"
+        raise ForeignDaemonPackage(
+            f"the Python package 'daemon' in {where} is not modwatch's "
+            f"(found {', '.join(foreign) or 'no modwatch version'}); "
+            "python-daemon installs a package of the same name",
+            hint="install modwatch in its own environment: "
+            "python3 -m venv ~/.local/modwatch && ~/.local/modwatch/bin/pip install modwatch",
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modwatch",
+        description="Regenerate transformers-style generated files from modular_*.py sources.",
+    )
+    parser.add_argument("--version", action="version", version=f"modwatch {daemon.__version__}")
+    parser.add_argument("--log-format", choices=config.LOG_FORMATS, help="default: auto")
+    parser.add_argument("--log-level", choices=config.LOG_LEVELS, help="default: info")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    convert = subcommands.add_parser("convert", help="regenerate the outputs of modular files")
+    convert.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    convert.add_argument("--force", action="store_true", help="overwrite hand-edited outputs")
+    _add_shared_flags(convert)
+
+    check = subcommands.add_parser("check", help="fail when generated files are stale")
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check.add_argument("--diff", action="store_true", help="show unified diffs")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_shared_flags(check)
+
+    watch = subcommands.add_parser("watch", help="run the daemon in the foreground")
+    watch.add_argument("--repo", type=Path, default=None, help="default: the current directory")
+    watch.add_argument("--git-mode", choices=config.GIT_MODES)
+    watch.add_argument("--debounce-ms", type=int)
+    _add_shared_flags(watch)
+    return parser
+
+
+def _add_shared_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--no-format", dest="format", action="store_false", default=None, help="skip ruff"
+    )
+
+
+def _cli_values(args: argparse.Namespace) -> dict[str, object]:
+    """Flags the user actually gave, keyed like config keys (CLI beats every other layer)."""
+    pairs = {
+        "log.format": args.log_format,
+        "log.level": args.log_level,
+        "format": getattr(args, "format", None),
+        "git.mode": getattr(args, "git_mode", None),
+        "debounce_ms": getattr(args, "debounce_ms", None),
+    }
+    return {key: value for key, value in pairs.items() if value is not None}
+
+
+@contextlib.contextmanager
+def _error_handler(exit_code: list[int]) -> Iterator[None]:
+    """One handler for the process: expected -> 2, ^C -> 130, anything else -> 3."""
+    try:
+        yield
+    except DaemonError as exc:
+        print(f"modwatch: error: {exc}", file=sys.stderr)
+        exit_code[0] = EXIT_USER
+    except KeyboardInterrupt:
+        print("modwatch: interrupted", file=sys.stderr)
+        exit_code[0] = EXIT_INTERRUPTED
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        print(
+            f"modwatch: unexpected error: {type(exc).__name__}: {exc}\n"
+            "hint: this is a bug in modwatch; please report it with the traceback above",
+            file=sys.stderr,
+        )
+        exit_code[0] = EXIT_UNEXPECTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    exit_code = [EXIT_OK]
+    with _error_handler(exit_code):
+        check_own_package()
+        args = _parser().parse_args(argv)
+        exit_code[0] = _dispatch(args)
+    return exit_code[0]
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cli_values = _cli_values(args)
+    if args.command == "watch":
+        from daemon import loop
+
+        root = (args.repo or Path.cwd()).resolve()
+        if not root.is_dir():
+            raise DaemonError(f"{root}: not a directory")
+        cfg = config.load(root, cli=cli_values)
+        log.configure(cfg.log_format, cfg.log_level)
+        return loop.watch(root, cfg)
+    root = commands.find_root(args.paths)
+    cfg = config.load(root, cli=cli_values)
+    log.configure(cfg.log_format, cfg.log_level)
+    sources = commands.collect_sources(args.paths, root, cfg)
+    if args.command == "convert":
+        return _convert(root, cfg, sources, force=args.force)
+    return _check(root, cfg, sources, diff=args.diff, as_json=args.json)
+
+
+def _convert(root: Path, cfg: config.Config, sources: list[Path], *, force: bool) -> int:
+    records = commands.convert_all(root, cfg, sources, force=force)
+    failed = False
+    for record in records:
+        if record.error is not None:
+            failed = True
+            where = f"{record.source}:{record.line}" if record.line else str(record.source)
+            print(f"error      {where}: {record.error}")
+        for output in record.outputs:
+            label = "hand-edited (kept, use --force)" if output.status == "hand_edited" else ""
+            print(f"{output.status:<10} {commands.display(output.path)} {label}".rstrip())
+    return EXIT_USER if failed else EXIT_OK
+
+
+def _check(
+    root: Path, cfg: config.Config, sources: list[Path], *, diff: bool, as_json: bool
+) -> int:
+    report = commands.check(root, cfg, sources)
+    if as_json:
+        print(json.dumps(report.to_json(root), indent=2))
+    else:
+        print(report.render(root, diff=diff), end="")
+    if report.counts["error"]:
+        return EXIT_USER
+    return EXIT_STALE if report.counts["stale"] or report.counts["missing"] else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m daemon` is the supported path
+    sys.exit(main())

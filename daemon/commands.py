@@ -1,0 +1,170 @@
+"""The one-shot commands behind ``modwatch convert`` and ``modwatch check``."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shlex
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon import git
+from daemon.config import Config
+from daemon.converter import Converted, Failed
+from daemon.errors import DaemonError
+from daemon.outputs import read_text
+from daemon.runner import RunRecord, Runner, in_memory_check
+from daemon.watcher import PathFilter, scan
+
+
+def find_root(paths: Sequence[Path]) -> Path:
+    """The repository the paths belong to: their git worktree, else the nearest pyproject."""
+    first = paths[0].resolve() if paths else Path.cwd()
+    if not first.exists():
+        raise DaemonError(f"{paths[0]}: no such file or directory")
+    start = first if first.is_dir() else first.parent
+    worktree = git.find_worktree(start)
+    if worktree is not None:
+        return worktree
+    for candidate in (start, *start.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return start
+
+
+def collect_sources(paths: Sequence[Path], root: Path, cfg: Config) -> list[Path]:
+    """Modular files named directly, plus those found under directories with the globs."""
+    path_filter = PathFilter(include=cfg.include, exclude=cfg.exclude, root=root)
+    found: dict[Path, None] = {}
+    for path in paths:
+        resolved = path.resolve()
+        if resolved.is_dir():
+            found.update(dict.fromkeys(scan(resolved, path_filter)))
+        elif resolved.is_file():
+            if not resolved.name.startswith("modular_") or resolved.suffix != ".py":
+                raise DaemonError(
+                    f"{path}: not a modular file (expected a name like modular_<model>.py)"
+                )
+            found[resolved] = None
+        else:
+            raise DaemonError(f"{path}: no such file or directory")
+    if not found:
+        raise DaemonError(
+            f"no modular files under {', '.join(map(str, paths))}",
+            hint=f"modwatch looks for {', '.join(cfg.include)} (the `include` setting)",
+        )
+    return list(found)
+
+
+def display(path: Path) -> str:
+    """A path as the user would type it: relative to the current directory when possible."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def convert_all(root: Path, cfg: Config, sources: list[Path], *, force: bool) -> list[RunRecord]:
+    """Convert in dependency order, writing and staging each file's outputs."""
+    runner = Runner(root, cfg, force=force)
+    runner.learn(sources)
+    return [runner.run(source) for source in runner.affected(sources, set(sources))]
+
+
+@dataclass(frozen=True)
+class CheckEntry:
+    """One line of a check report."""
+
+    path: Path
+    source: Path
+    status: str  # "ok" | "stale" | "missing" | "error"
+    error: str | None = None
+    expected: str = ""
+    actual: str | None = None
+
+
+@dataclass
+class CheckReport:
+    """Everything ``modwatch check`` found."""
+
+    entries: list[CheckEntry] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter[str]:
+        counts: Counter[str] = Counter({"ok": 0, "stale": 0, "missing": 0, "error": 0})
+        counts.update(e.status for e in self.entries)
+        return counts
+
+    def fix_command(self) -> str:
+        sources = sorted({e.source for e in self.entries if e.status in ("stale", "missing")})
+        return "modwatch convert " + " ".join(shlex.quote(display(s)) for s in sources)
+
+    def to_json(self, root: Path) -> dict[str, object]:
+        return {
+            "outputs": [
+                {
+                    "path": _rel(e.path, root),
+                    "source": _rel(e.source, root),
+                    "status": e.status,
+                    "error": e.error,
+                }
+                for e in self.entries
+            ],
+            "counts": dict(self.counts),
+        }
+
+    def render(self, root: Path, *, diff: bool) -> str:
+        lines = []
+        for entry in self.entries:
+            if entry.status == "ok":
+                continue
+            if entry.status == "error":
+                lines.append(f"error    {entry.error}")
+                continue
+            lines.append(f"{entry.status:<8} {display(entry.path)}  (from {display(entry.source)})")
+            if diff:
+                lines.extend(_diff(entry))
+        counts = self.counts
+        lines.append(
+            f"{counts['ok']} up to date, {counts['stale']} stale, {counts['missing']} missing, "
+            f"{counts['error']} failed"
+        )
+        if counts["stale"] or counts["missing"]:
+            lines.append(f"fix with: {self.fix_command()}")
+        return "\n".join(lines) + "\n"
+
+
+def _diff(entry: CheckEntry) -> list[str]:
+    before = (entry.actual or "").splitlines(keepends=True)
+    after = entry.expected.splitlines(keepends=True)
+    name = display(entry.path)
+    return [
+        line.rstrip("\n") for line in difflib.unified_diff(before, after, f"a/{name}", f"b/{name}")
+    ]
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def check(root: Path, cfg: Config, sources: list[Path]) -> CheckReport:
+    """Convert in memory (children see their freshly converted parents) and compare."""
+    report = CheckReport()
+    for source, result in in_memory_check(sources, root, format=cfg.format).items():
+        if isinstance(result, Failed):
+            report.entries.append(CheckEntry(source, source, "error", result.describe()))
+        elif not isinstance(result, Converted):
+            report.entries.append(CheckEntry(source, source, "error", f"{source}: {result.reason}"))
+        else:
+            for output in result.outputs:
+                actual = read_text(output.path)
+                status = "missing" if actual is None else "ok" if actual == output.text else "stale"
+                report.entries.append(
+                    CheckEntry(output.path, source, status, None, output.text, actual)
+                )
+    return report

@@ -1,0 +1,55 @@
+"""The bundled example repository, for a first run in a directory without modular files."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from daemon import git
+from daemon.config import Config
+from daemon.log import get_logger
+from daemon.runner import Runner
+from daemon.watcher import PathFilter, scan
+
+log = get_logger()
+
+MODULAR_FILE = Path("src/zoo/models/orbit/modular_orbit.py")
+
+
+def example_dir() -> Path:
+    """The example inside the installed wheel, else the one in the source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (
+        here / "resources" / "examples" / "basic",
+        here.parent / "examples" / "basic",
+    ):
+        if (candidate / MODULAR_FILE).is_file():
+            return candidate
+    raise FileNotFoundError("the bundled example is missing from this installation")
+
+
+def bootstrap(cwd: Path) -> Path:
+    """Copy the example into a new temporary git repository, generate and commit its outputs.
+
+    The copy keeps the bundled example clean; the user edits the copy.
+    """
+    dest = Path(tempfile.mkdtemp(prefix="modwatch-example-")) / "zoo"
+    shutil.copytree(example_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    git.init_repo(dest)
+    git.commit_all(dest, "modwatch example: hand-written zeta model and modular orbit model")
+    config = Config(git_mode="off")
+    runner = Runner(dest, config)
+    sources = scan(dest, PathFilter(root=dest))
+    runner.learn(sources)
+    for source in runner.affected(sources, set(sources)):
+        runner.run(source)
+    git.commit_all(dest, "modwatch example: generated files")
+    print(
+        f"modwatch: no modular files under {cwd}; watching the bundled example instead.\n"
+        f"  repository: {dest}\n"
+        f"  edit and save: {dest / MODULAR_FILE}\n"
+        f"  then look at:  git -C {dest} diff --cached  (the regenerated, staged outputs)",
+        flush=True,
+    )
+    return dest

@@ -1,0 +1,89 @@
+"""Which files a modular file reads as parents, from its imports alone (no conversion).
+
+The daemon needs this before it has converted anything: a save of a hand-written parent
+(``modeling_llama.py``) or a regenerated one must reconvert its dependents (rule 7:
+propagate through a graph, not through our own file events).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+# R-PAR-1: `..<model>.<file type>_<name>` registers a parent module.
+_FILE_TYPE = re.compile(
+    r"^(modeling|configuration|tokenization|processing|image_processing_pil|image_processing|"
+    r"video_processing|feature_extraction)_\w+$"
+)
+
+
+def _relative_target(source: Path, level: int, module: str) -> Path | None:
+    parts = module.split(".")
+    if len(parts) < 2 or not _FILE_TYPE.match(parts[-1]) or "auto" in parts:
+        return None
+    base = source.parent
+    for _ in range(level - 1):
+        base = base.parent
+    return base.joinpath(*parts).with_suffix(".py")
+
+
+def _absolute_target(root: Path, module: str) -> Path | None:
+    parts = module.split(".")
+    if len(parts) < 4 or parts[:2] != ["transformers", "models"] or parts[2] == "auto":
+        return None
+    if not _FILE_TYPE.match(parts[-1]):
+        return None
+    return root.joinpath("src", *parts).with_suffix(".py")
+
+
+def parent_paths(source: Path, text: str, root: Path) -> tuple[Path, ...]:
+    """The parent files ``source`` imports from, in first-import order (invalid text: none)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return ()
+    found: dict[Path, None] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or not node.module:
+            continue
+        if node.level:
+            target = _relative_target(source, node.level, node.module)
+        else:
+            target = _absolute_target(root, node.module)
+        if target is not None:
+            found.setdefault(target.resolve(strict=False), None)
+    return tuple(found)
+
+
+def dependents(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) -> set[Path]:
+    """Every source that reads a changed file, directly or through other sources' outputs.
+
+    ``parents`` maps each source to its parent files; a source's outputs live beside it,
+    so a source depends on another when one of its parents sits beside that other source
+    and is one of its outputs (``modeling_gemma.py`` next to ``modular_gemma.py``).
+    """
+    pending = {p.resolve(strict=False) for p in changed}
+    result: set[Path] = set()
+    while pending:
+        hit = {s for s, ps in parents.items() if s not in result and pending & set(ps)}
+        result |= hit
+        pending = {output_sibling for s in hit for output_sibling in possible_outputs(s)}
+    return result
+
+
+def possible_outputs(source: Path) -> set[Path]:
+    """The generated files a source may have: ``modular_x.py`` -> ``<type>_x.py`` beside it."""
+    name = source.name.removeprefix("modular_")
+    kinds = (
+        "modeling",
+        "configuration",
+        "tokenization",
+        "processing",
+        "image_processing",
+        "image_processing_pil",
+        "video_processing",
+        "feature_extraction",
+    )
+    return {source.with_name(f"{kind}_{name}") for kind in kinds}

@@ -1,0 +1,263 @@
+"""One conversion run per modular file: convert, write safely, stage or flag, log one event.
+
+Shared by ``modwatch convert`` and the watch loop, so both behave the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from daemon import git
+from daemon.config import Config
+from daemon.converter import Converted, Failed, Output, Skipped, convert
+from daemon.converter.order import dependency_levels
+from daemon.errors import DaemonError
+from daemon.graph import dependents, parent_paths, possible_outputs
+from daemon.log import get_logger
+from daemon.outputs import Decision, Ledger, atomic_write, decide, digest, read_text
+
+log = get_logger()
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """What happened to one output of a run."""
+
+    path: Path
+    status: str  # "written" | "unchanged" | "hand_edited" | "deferred"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """The outcome of converting one modular file: the fields of its ``run.finished`` event."""
+
+    source: Path
+    outputs: tuple[OutputRecord, ...] = ()
+    duration_ms: float = 0.0
+    outcome: str = "ok"  # "ok" | "error" | "flagged"
+    git: str = "none"  # "staged" | "flagged" | "none"
+    error: str | None = None
+    line: int | None = None
+    reason: str | None = None
+
+    def fields(self, root: Path) -> dict[str, object]:
+        """The event's fields, paths relative to the repository root."""
+        data: dict[str, object] = {
+            "source": _rel(self.source, root),
+            "outputs": [{"path": _rel(o.path, root), "status": o.status} for o in self.outputs],
+            "duration_ms": round(self.duration_ms, 1),
+            "outcome": self.outcome,
+            "git": self.git,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+            data["line"] = self.line
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return data
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass
+class Runner:
+    """Converts modular files of one repository and keeps what it learnt between runs."""
+
+    root: Path
+    config: Config
+    force: bool = False
+    ledger: Ledger = field(init=False)
+    parents: dict[Path, tuple[Path, ...]] = field(default_factory=dict, init=False)
+    deferred: set[Path] = field(default_factory=set, init=False)
+    in_git: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        self.in_git = git.find_worktree(self.root) is not None
+        ledger_path = git.git_dir(self.root) / "modwatch" / "ledger.json" if self.in_git else None
+        self.ledger = Ledger.load(ledger_path)
+
+    # -- the dependency graph -------------------------------------------------------------
+
+    def learn(self, sources: Iterable[Path]) -> None:
+        """Record the parents of each source from its imports (start-up and new files)."""
+        for source in sources:
+            text = read_text(source)
+            if text is not None:
+                self.parents[source] = parent_paths(source, text, self.root)
+
+    def affected(
+        self, changed: Iterable[Path], is_source: set[Path], *, skip_unchanged: bool = False
+    ) -> list[Path]:
+        """The sources to convert for a set of changed paths, in dependency order.
+
+        With ``skip_unchanged`` a source whose content is what was last converted is left
+        alone (a ``touch`` or ``chmod`` is not an edit), unless one of its parents changed.
+        """
+        changed = {p.resolve(strict=False) for p in changed}
+        direct = {p for p in changed if p in is_source and p.exists()}
+        if skip_unchanged:
+            direct = {p for p in direct if not self.unchanged_since_last_run(p)}
+        foreign = {p for p in changed if p not in is_source and not self._own_write(p)}
+        todo = direct | dependents(self.parents, foreign | todo_outputs(direct))
+        todo = {p for p in todo if p.exists()}
+        texts = {p: read_text(p) or "" for p in todo}
+        try:
+            return [p for level in dependency_levels(texts) for p in level]
+        except DaemonError:
+            return sorted(todo)  # a cycle: convert anyway, each file reports its own errors
+
+    def _own_write(self, path: Path) -> bool:
+        """Rule 7: an event on a file whose content is what we wrote is our own echo."""
+        text = read_text(path)
+        recorded = self.ledger.outputs.get(_rel(path, self.root))
+        return text is not None and recorded == digest(text)
+
+    def unchanged_since_last_run(self, source: Path) -> bool:
+        text = read_text(source)
+        return text is not None and self.ledger.sources.get(_rel(source, self.root)) == digest(text)
+
+    # -- one run ----------------------------------------------------------------------------
+
+    def run(self, source: Path, *, stage: bool = True) -> RunRecord:
+        """Convert ``source``, write its outputs, stage or flag them; log ``run.finished``."""
+        started = time.perf_counter()
+        record = self._run(source, stage=stage)
+        record = _with_duration(record, started)
+        self._log(record)
+        return record
+
+    def _run(self, source: Path, *, stage: bool) -> RunRecord:
+        operation = git.operation_in_progress(self.root) if self.in_git else None
+        if operation is not None:
+            # Rule 12: during a merge, rebase, bisect... check and flag, never rewrite.
+            self.deferred.add(source)
+            return RunRecord(
+                source,
+                outcome="flagged",
+                git="flagged",
+                reason=f"operation_in_progress:{operation}",
+            )
+        result = convert(source, root=self.root, format=self.config.format)
+        if isinstance(result, Failed):
+            return RunRecord(source, outcome="error", error=result.message, line=result.line)
+        if isinstance(result, Skipped):
+            return RunRecord(source, outcome="error", error=result.reason)
+        return self._apply(source, result, stage=stage)
+
+    def _apply(self, source: Path, result: Converted, *, stage: bool) -> RunRecord:
+        self.parents[source] = result.parents or self.parents.get(source, ())
+        records = []
+        for output in result.outputs:
+            try:
+                records.append(OutputRecord(output.path, self._write(output).value))
+            except DaemonError as exc:
+                return RunRecord(source, tuple(records), outcome="error", error=str(exc))
+        self._remember_source(source)
+        self.ledger.save()
+        written = [r.path for r in records if r.status == Decision.WRITE.value]
+        hand_edited = [r.path for r in records if r.status == Decision.HAND_EDITED.value]
+        if hand_edited:
+            for path in hand_edited:
+                log.warning("output.hand_edited", path=_rel(path, self.root))
+            return RunRecord(
+                source, tuple(records), outcome="flagged", git="flagged", reason="hand_edited"
+            )
+        git_state, reason = self._publish(source, written) if stage else ("none", None)
+        outcome = "flagged" if git_state == "flagged" else "ok"
+        return RunRecord(source, tuple(records), outcome=outcome, git=git_state, reason=reason)
+
+    def _write(self, output: Output) -> Decision:
+        key = _rel(output.path, self.root)
+        on_disk = read_text(output.path)
+        committed = git.head_text(self.root, output.path) if self.in_git else None
+        decision = decide(
+            on_disk, output.text, last_written=self.ledger.outputs.get(key), committed=committed
+        )
+        if decision is Decision.HAND_EDITED and self.force and on_disk is not None:
+            self._keep_hand_edit(output.path, on_disk)
+            decision = Decision.WRITE
+        if decision is Decision.WRITE:
+            atomic_write(output.path, output.text)
+        if decision is not Decision.HAND_EDITED:
+            self.ledger.outputs[key] = digest(output.text)
+        return decision
+
+    def _keep_hand_edit(self, path: Path, text: str) -> None:
+        """``--force`` overwrites a hand edit, but keeps a copy so nothing is lost."""
+        base = git.git_dir(self.root) / "modwatch" / "hand-edits" if self.in_git else None
+        if base is None:
+            base = path.parent
+            keep = base / f"{path.name}.hand-edit-{int(time.time())}"
+        else:
+            keep = base / f"{_rel(path, self.root)}.{int(time.time())}"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(keep, text, check_python=False)
+        log.warning("output.hand_edit_kept", path=_rel(path, self.root), copy=str(keep))
+
+    def _remember_source(self, source: Path) -> None:
+        text = read_text(source)
+        if text is not None:
+            self.ledger.sources[_rel(source, self.root)] = digest(text)
+
+    def _publish(self, source: Path, written: list[Path]) -> tuple[str, str | None]:
+        """Stage or flag what this run wrote, per ``git.mode``."""
+        if not written or not self.in_git or self.config.git_mode == "off":
+            return "none", None
+        if self.config.git_mode == "flag":
+            for path in written:
+                log.info("output.flagged", path=_rel(path, self.root), reason="git.mode=flag")
+            return "flagged", "git.mode=flag"
+        result = git.stage(self.root, written, source=source)
+        for path in result.flagged:
+            log.info("output.flagged", path=_rel(path, self.root), reason=result.reason)
+        return ("flagged", result.reason) if result.flagged else ("staged", None)
+
+    def _log(self, record: RunRecord) -> None:
+        fields = record.fields(self.root)
+        if record.outcome == "error":
+            log.error("run.finished", **fields)
+        else:
+            log.info("run.finished", **fields)
+
+
+def todo_outputs(sources: Iterable[Path]) -> set[Path]:
+    """Files a changed source will rewrite: its dependents must follow (rule 7)."""
+    return {o for s in sources for o in possible_outputs(s)}
+
+
+def _with_duration(record: RunRecord, started: float) -> RunRecord:
+    return replace(record, duration_ms=(time.perf_counter() - started) * 1000)
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    """Copy a directory tree without caches (used for the bundled example)."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def in_memory_check(
+    sources: Iterable[Path], root: Path, *, format: bool = True
+) -> Mapping[Path, Converted | Failed | Skipped]:
+    """Convert ``sources`` in dependency order without writing: children see fresh parents."""
+    texts = {p: read_text(p) or "" for p in sources}
+    try:
+        ordered = [p for level in dependency_levels(texts) for p in level]
+    except DaemonError:
+        ordered = sorted(texts)
+    overlay: dict[Path, str] = {}
+    results: dict[Path, Converted | Failed | Skipped] = {}
+    for source in ordered:
+        result = convert(source, root=root, overlay=overlay, format=format)
+        results[source] = result
+        if isinstance(result, Converted):
+            overlay.update({o.path: o.text for o in result.outputs})
+    return results

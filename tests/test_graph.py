@@ -1,0 +1,52 @@
+"""The import-based parent graph the daemon uses before converting anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.graph import dependents, parent_paths
+
+ROOT = Path("/repo")
+GEMMA = ROOT / "src/transformers/models/gemma/modular_gemma.py"
+
+
+def test_relative_model_imports_are_parents():
+    text = (
+        "from ..llama.modeling_llama import LlamaModel\n"
+        "from ..llama.configuration_llama import LlamaConfig\n"
+        "from ...utils import logging\n"
+        "from ..auto.modeling_auto import AutoModel\n"
+        "from .configuration_gemma import GemmaConfig\n"
+    )
+    assert parent_paths(GEMMA, text, ROOT) == (
+        ROOT / "src/transformers/models/llama/modeling_llama.py",
+        ROOT / "src/transformers/models/llama/configuration_llama.py",
+    )
+
+
+def test_absolute_transformers_imports_and_nested_imports_are_parents():
+    text = (
+        "def f():\n"
+        "    from transformers.models.llama.modeling_llama import LlamaMLP\n"
+        "    return LlamaMLP\n"
+    )
+    assert parent_paths(GEMMA, text, ROOT) == (
+        ROOT / "src/transformers/models/llama/modeling_llama.py",
+    )
+
+
+def test_invalid_python_has_no_parents():
+    assert parent_paths(GEMMA, "from ..llama.modeling_llama import (", ROOT) == ()
+
+
+def test_dependents_follow_generated_outputs_transitively():
+    llama = ROOT / "src/transformers/models/llama/modeling_llama.py"
+    gemma2 = ROOT / "src/transformers/models/gemma2/modular_gemma2.py"
+    other = ROOT / "src/transformers/models/other/modular_other.py"
+    parents = {
+        GEMMA: (llama,),
+        gemma2: (GEMMA.with_name("modeling_gemma.py"),),
+        other: (ROOT / "src/transformers/models/bert/modeling_bert.py",),
+    }
+    assert dependents(parents, [llama]) == {GEMMA, gemma2}
+    assert dependents(parents, [GEMMA.with_name("modeling_gemma.py")]) == {gemma2}
