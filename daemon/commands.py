@@ -15,7 +15,7 @@ from daemon.config import Config
 from daemon.converter import Converted, Failed
 from daemon.errors import DaemonError
 from daemon.outputs import read_text
-from daemon.runner import RunRecord, Runner, in_memory_check
+from daemon.runner import Runner, RunRecord, in_memory_check
 from daemon.watcher import PathFilter, scan
 
 

@@ -107,12 +107,12 @@ def test_wrong_type_names_file_key_and_expectation(tmp_path, text, key, expected
 
 
 def test_wrong_env_value_names_the_variable(tmp_path):
-    with pytest.raises(ConfigError, match="environment MODWATCH_DEBOUNCE_MS.*'soon'"):
+    with pytest.raises(ConfigError, match=r"environment MODWATCH_DEBOUNCE_MS.*'soon'"):
         config.load(tmp_path, env={"MODWATCH_DEBOUNCE_MS": "soon"})
 
 
 def test_wrong_cli_value_names_the_command_line(tmp_path):
-    with pytest.raises(ConfigError, match="command line: key 'git.mode'"):
+    with pytest.raises(ConfigError, match=r"command line: key 'git.mode'"):
         config.load(tmp_path, env={}, cli={"git.mode": "push"})
 
 
@@ -124,7 +124,7 @@ def test_invalid_toml_names_the_file_and_line(tmp_path):
 
 
 def test_max_wait_shorter_than_debounce_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="max_wait_ms .* must not be shorter"):
+    with pytest.raises(ConfigError, match=r"max_wait_ms .* must not be shorter"):
         config.load(tmp_path, env={}, cli={"debounce_ms": 500, "max_wait_ms": 100})
 
 
