@@ -97,4 +97,4 @@ def configure(fmt: LogFormat = "auto", level: str = "info", stream: TextIO | Non
 
 def get_logger(name: str = "modwatch") -> structlog.stdlib.BoundLogger:
     """The logger modules use; events, not sentences."""
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)

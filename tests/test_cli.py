@@ -180,8 +180,10 @@ def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
             lambda: _event(log_path, "run.finished", source=MODULAR.as_posix()), what="event"
         )
         assert event["outcome"] == "ok" and event["git"] == "staged"
-        assert {"path": MODELING.as_posix(), "status": "written"} in event["outputs"]
-        assert {"path": CONFIGURATION.as_posix(), "status": "unchanged"} in event["outputs"]
+        outputs = event["outputs"]
+        assert isinstance(outputs, list)
+        assert {"path": MODELING.as_posix(), "status": "written"} in outputs
+        assert {"path": CONFIGURATION.as_posix(), "status": "unchanged"} in outputs
         assert isinstance(event["duration_ms"], float) and event["level"] == "info"
         staged = git(repo, "diff", "--cached", "--name-only").split()
         assert MODELING.as_posix() in staged

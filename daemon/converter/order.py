@@ -1,0 +1,142 @@
+"""The order in which modular files are converted: dependency levels (R-PAR-8).
+
+This is a lighter analysis than the conversion itself, with Python's own parser: a child reads
+its parents' generated files from disk, so parents must be regenerated first.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from daemon.errors import ConvertError
+
+# R-PAR-8 step 1: ``a.<file type>_b`` where ``a`` is a substring of ``b`` and not ``auto``.
+_MODEL_MODULE = re.compile(
+    r"(\w+)\.(modeling|configuration|tokenization|processing|image_processing"
+    r"|video_processing|feature_extraction)_(\w+)"
+)
+# Fallback for a file being typed into: from-import module names, line by line.
+_FROM_IMPORT_LINE = re.compile(r"^\s*from\s+([.\w]+)\s+import\b", re.MULTILINE)
+
+
+def node_name(path: Path) -> str:
+    """The graph node of a modular file: the text after the last ``modular_``, without ``.py``.
+
+    Args:
+        path: a modular file such as ``models/data2vec/modular_data2vec_audio.py``.
+
+    Returns:
+        ``data2vec_audio`` for the example (R-PAR-8 step 2).
+    """
+    text = path.as_posix()
+    name = text.rsplit("modular_", 1)[1] if "modular_" in text else path.name
+    return name.removesuffix(".py")
+
+
+def model_dependencies(text: str) -> set[str]:
+    """The model names a modular file imports from (R-PAR-8 steps 1-2).
+
+    Every from-import at any depth whose module name looks like ``a.<file type>_b`` with ``a``
+    inside ``b`` contributes its second-to-last dotted component.
+
+    Args:
+        text: the modular file's source. A file that does not parse (it is being typed into)
+            is scanned line by line instead, so it still orders after its parents.
+
+    Returns:
+        The dependency names, such as ``{"llama"}``.
+    """
+    return {
+        module.split(".")[-2] for module in _from_import_modules(text) if _is_model_module(module)
+    }
+
+
+def _from_import_modules(text: str) -> list[str]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):  # ValueError: null bytes
+        return _FROM_IMPORT_LINE.findall(text)
+    return [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    ]
+
+
+def _is_model_module(module: str) -> bool:
+    return any(
+        match.group(1) != "auto" and match.group(1) in match.group(3)
+        for match in _MODEL_MODULE.finditer(module)
+    )
+
+
+def dependency_levels(sources: Mapping[Path, str]) -> list[list[Path]]:
+    """Group modular files into levels that can be converted in order (R-PAR-8 step 3).
+
+    Only edges to files in ``sources`` count. Files without any model import are simply level
+    0 (the official tool refuses them, R-ERR-9; a watcher must not).
+
+    Args:
+        sources: modular file path -> its text.
+
+    Returns:
+        The levels in conversion order, each sorted by path.
+
+    Raises:
+        ConvertError: the files depend on each other in a cycle (R-ERR-10); names the cycle.
+    """
+    edges = _edges(sources)
+    levels: list[list[Path]] = []
+    remaining = set(sources)
+    while remaining:
+        level = sorted(path for path in remaining if not edges[path] & remaining)
+        if not level:
+            cycle = _find_cycle(remaining, edges)
+            chain = " -> ".join(str(path) for path in [*cycle, cycle[0]])
+            raise ConvertError(
+                cycle[0],
+                f"modular files import from each other in a cycle: {chain}",
+                hint="break the cycle: a model cannot inherit from its own descendants",
+            )
+        levels.append(level)
+        remaining.difference_update(level)
+    return levels
+
+
+def _edges(sources: Mapping[Path, str]) -> dict[Path, set[Path]]:
+    """Each file's dependencies among the other files in ``sources``."""
+    by_name: dict[str, set[Path]] = {}
+    for path in sources:
+        by_name.setdefault(node_name(path), set()).add(path)
+    edges: dict[Path, set[Path]] = {}
+    for path, text in sources.items():
+        targets = _union(by_name.get(name, set()) for name in model_dependencies(text))
+        edges[path] = targets - {path}
+    return edges
+
+
+def _union(sets: Iterable[set[Path]]) -> set[Path]:
+    result: set[Path] = set()
+    for paths in sets:
+        result |= paths
+    return result
+
+
+def _find_cycle(remaining: set[Path], edges: Mapping[Path, set[Path]]) -> list[Path]:
+    """A cycle among ``remaining``, in which every file has a dependency left in ``remaining``.
+
+    Walking from any file along its smallest remaining dependency must revisit a file.
+    """
+    walk: list[Path] = []
+    seen: dict[Path, int] = {}
+    current = min(remaining)
+    while current not in seen:
+        seen[current] = len(walk)
+        walk.append(current)
+        current = min(edges[current] & remaining)
+    cycle = walk[seen[current] :]
+    start = cycle.index(min(cycle))  # report it from its smallest path, whatever the walk
+    return cycle[start:] + cycle[:start]
