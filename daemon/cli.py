@@ -20,7 +20,7 @@ from daemon.errors import DaemonError
 
 EXIT_OK, EXIT_STALE, EXIT_USER, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-_PYTHON_DAEMON_FILES = ("daemon.py", "pidfile.py", "runner.py")
+_PYTHON_DAEMON_FILES = ("daemon.py", "pidfile.py")  # python-daemon's own modules
 
 
 class ForeignDaemonPackage(DaemonError):

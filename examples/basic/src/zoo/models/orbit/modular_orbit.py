@@ -1,9 +1,10 @@
 # Copyright 2026 The Zoo authors. Licensed under the Apache License, Version 2.0.
-# Edit this file and save: modwatch regenerates configuration_orbit.py and modeling_orbit.py.
 from ..zeta.configuration_zeta import ZetaConfig
 from ..zeta.modeling_zeta import ZetaModel
 
 
+# Edit this file and save: modwatch regenerates configuration_orbit.py and modeling_orbit.py
+# beside it. OrbitModel inherits everything from ZetaModel and overrides what is written here.
 class OrbitConfig(ZetaConfig):
     model_type = "orbit"
 

@@ -1,0 +1,217 @@
+"""The import block of each output: pool, selection by scope analysis, torch guarding.
+
+R-IMP-1 (one ordered pool per modular file), R-IMP-2 (keep what the file's nodes, or the pool
+itself, reference, first binding wins), R-IMP-3 (``__future__`` falls out naturally), R-IMP-4
+(torch guarding for ``image_processing_pil`` and ``feature_extraction``) and R-IMP-8 (plain
+lines first, then guarded blocks, the rebuilt torch blocks last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import libcst as cst
+from libcst.metadata import GlobalScope, ImportAssignment, MetadataWrapper, ScopeProvider
+
+from daemon.converter.inventory import code_of, is_import_line
+from daemon.converter.resolve import dotted_name
+
+PoolEntry = cst.SimpleStatementLine | cst.If
+TORCH_GUARDED_TYPES = frozenset({"image_processing_pil", "feature_extraction"})
+
+
+def build_pool(
+    modular: Sequence[PoolEntry],
+    cross_file: Sequence[PoolEntry],
+    parents: Iterable[Sequence[PoolEntry]],
+) -> list[PoolEntry]:
+    """R-IMP-1: modular entries, cross-file imports, then parent entries not seen before."""
+    pool = [*modular, *cross_file]
+    seen = {code_of(entry).strip() for entry in pool}
+    for entries in parents:
+        for entry in entries:
+            text = code_of(entry).strip()
+            if text not in seen:
+                seen.add(text)
+                pool.append(entry)
+    return pool
+
+
+def used_import_names(
+    pool: Sequence[PoolEntry], nodes: Sequence[cst.BaseStatement]
+) -> set[str]:
+    """R-IMP-2 step 1: bound import names with a reference in pool + nodes."""
+    module = cst.Module(body=[*pool, *nodes])
+    scopes = MetadataWrapper(module).resolve(ScopeProvider)
+    used: set[str] = set()
+    for scope in set(scopes.values()):
+        if not isinstance(scope, GlobalScope):
+            continue
+        for assignment in scope.assignments:
+            if isinstance(assignment, ImportAssignment) and assignment.references:
+                used.add(assignment.name)
+    return used
+
+
+def bound_name(alias: cst.ImportAlias) -> str:
+    """The name an alias binds: its ``as`` name, else the full dotted name."""
+    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+        return alias.asname.name.value
+    return dotted_name(alias.name) or ""
+
+
+class _Selector:
+    """Filters import lines against the used names, remembering what is already imported."""
+
+    def __init__(self, used: set[str]) -> None:
+        self.used = used
+        self.imported: set[str] = set()
+        self.stars: set[str] = set()
+
+    def line(self, line: cst.SimpleStatementLine) -> cst.SimpleStatementLine | None:
+        """R-IMP-2 step 2: keep used, not-yet-imported aliases with their commas reset."""
+        kept: list[cst.BaseSmallStatement] = []
+        for statement in line.body:
+            filtered = self._statement(statement)
+            if filtered is not None:
+                kept.append(filtered)
+        return line.with_changes(body=kept) if kept else None
+
+    def _statement(self, statement: cst.BaseSmallStatement) -> cst.BaseSmallStatement | None:
+        if not isinstance(statement, cst.Import | cst.ImportFrom):
+            return statement
+        if isinstance(statement.names, cst.ImportStar):
+            text = code_of(statement)
+            if text in self.stars:
+                return None
+            self.stars.add(text)
+            return statement
+        aliases = []
+        for alias in statement.names:
+            name = bound_name(alias)
+            if name in self.used and name not in self.imported:
+                self.imported.add(name)
+                aliases.append(alias.with_changes(comma=cst.MaybeSentinel.DEFAULT))
+        if not aliases:
+            return None
+        return statement.with_changes(names=aliases)
+
+    def guarded(self, block: cst.If, emitted: list[cst.BaseStatement]) -> cst.If | None:
+        """R-IMP-2 step 3: filter the body; skip statements an earlier block already holds."""
+        body: list[cst.BaseStatement] = []
+        for statement in block.body.body:
+            if any(statement.deep_equals(done) for done in emitted):
+                continue
+            if is_import_line(statement):
+                assert isinstance(statement, cst.SimpleStatementLine)
+                filtered = self.line(statement)
+                if filtered is None:
+                    continue
+                statement = filtered
+            body.append(statement)
+        if not body:
+            return None
+        emitted.extend(body)
+        return block.with_changes(body=block.body.with_changes(body=body))
+
+
+def select_imports(
+    pool: Sequence[PoolEntry], nodes: Sequence[cst.BaseStatement], defined: set[str]
+) -> list[PoolEntry]:
+    """R-IMP-2: the import statements one output keeps, plain lines first.
+
+    Args:
+        pool: the modular file's import pool (R-IMP-1).
+        nodes: the output's nodes in slot order, trailers included.
+        defined: the names of those nodes; an import of such a name counts as unused.
+    """
+    selector = _Selector(used_import_names(pool, nodes) - defined)
+    plain: list[PoolEntry] = []
+    guarded: list[PoolEntry] = []
+    for entry in pool:
+        if isinstance(entry, cst.SimpleStatementLine):
+            line = selector.line(entry)
+            if line is not None:
+                plain.append(line)
+    emitted: list[cst.BaseStatement] = []
+    for entry in pool:
+        if isinstance(entry, cst.If):
+            block = selector.guarded(entry, emitted)
+            if block is not None:
+                guarded.append(block)
+    return [*plain, *guarded]
+
+
+def _guard(name: str, statements: list[cst.BaseStatement]) -> cst.If:
+    return cst.If(
+        test=cst.Call(func=cst.Name(name)),
+        body=cst.IndentedBlock(body=statements),
+    )
+
+
+def _is_utils_import(entry: PoolEntry) -> bool:
+    if not isinstance(entry, cst.SimpleStatementLine) or len(entry.body) != 1:
+        return False
+    statement = entry.body[0]
+    if not isinstance(statement, cst.ImportFrom) or isinstance(statement.names, cst.ImportStar):
+        return False
+    module = dotted_name(statement.module) if statement.module is not None else ""
+    return module == "utils" or (module or "").endswith(".utils")
+
+
+def _imported_names(entry: cst.SimpleStatementLine) -> list[str]:
+    statement = entry.body[0]
+    assert isinstance(statement, cst.ImportFrom) and not isinstance(statement.names, cst.ImportStar)
+    return [bound_name(alias) for alias in statement.names]
+
+
+def _with_names(entry: cst.SimpleStatementLine, names: list[str]) -> cst.SimpleStatementLine:
+    statement = entry.body[0]
+    assert isinstance(statement, cst.ImportFrom) and not isinstance(statement.names, cst.ImportStar)
+    aliases = [*statement.names, *(cst.ImportAlias(name=cst.Name(n)) for n in names)]
+    return entry.with_changes(body=[statement.with_changes(names=aliases)])
+
+
+def guard_torch(imports: Sequence[PoolEntry]) -> list[PoolEntry]:
+    """R-IMP-4: move torch/torchvision imports under availability guards, appended last."""
+    torch: list[cst.BaseStatement] = []
+    vision: list[cst.BaseStatement] = []
+    rest: list[PoolEntry] = []
+    for entry in imports:
+        text = code_of(entry).strip()
+        if isinstance(entry, cst.If):
+            if entry.orelse is None and "is_torch_available()" in text:
+                torch.extend(entry.body.body)
+            elif "is_torchvision_available()" in text:
+                vision.extend(entry.body.body)
+            else:
+                rest.append(entry)
+        elif text.startswith(("import torchvision", "from torchvision")):
+            vision.append(entry)
+        elif text.startswith(("import torch", "from torch")):
+            torch.append(entry)
+        else:
+            rest.append(entry)
+    needed = [n for n, s in (("is_torch_available", torch), ("is_torchvision_available", vision)) if s]
+    if needed:
+        rest = _add_availability_names(rest, needed)
+    if torch:
+        rest.append(_guard("is_torch_available", torch))
+    if vision:
+        rest.append(_guard("is_torchvision_available", vision))
+    return rest
+
+
+def _add_availability_names(imports: list[PoolEntry], needed: list[str]) -> list[PoolEntry]:
+    """R-IMP-4 step 3: extend the first utils import lacking a name, else prepend a new one."""
+    for index, entry in enumerate(imports):
+        if not _is_utils_import(entry):
+            continue
+        assert isinstance(entry, cst.SimpleStatementLine)
+        present = _imported_names(entry)
+        missing = [name for name in needed if name not in present]
+        if missing:
+            return [*imports[:index], _with_names(entry, missing), *imports[index + 1 :]]
+    line = cst.parse_statement(f"from ...utils import {', '.join(sorted(needed))}\n")
+    assert isinstance(line, cst.SimpleStatementLine)
+    return [line, *imports]

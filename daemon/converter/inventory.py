@@ -1,0 +1,232 @@
+"""Read-only inventory of one module: its named top-level things and their dependencies.
+
+R-TOP-1 (what is recorded, first position and last node for duplicates), R-TOP-3 (a
+dependency is an identifier token naming an inventory key) and R-TOP-5 (pseudo-nodes for
+``X[...] = v`` / ``X.a = v``). The same scan serves the modular file and every renamed parent.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import libcst as cst
+
+from daemon.converter.resolve import is_plain_import
+
+Kind = Literal["class", "function", "assignment", "pseudo"]
+TopNode = cst.ClassDef | cst.FunctionDef | cst.SimpleStatementLine
+_EMPTY = cst.Module(body=[])
+
+
+def code_of(node: cst.CSTNode) -> str:
+    """The source text of a node, rendered on its own."""
+    return _EMPTY.code_for_node(node)
+
+
+def is_import_line(node: cst.CSTNode) -> bool:
+    """A statement line made only of ``import``/``from ... import``."""
+    return isinstance(node, cst.SimpleStatementLine) and all(
+        isinstance(s, cst.Import | cst.ImportFrom) for s in node.body
+    )
+
+
+def _root_name(node: cst.BaseExpression) -> str | None:
+    """``X`` for ``X[...]``, ``X.a`` or ``X.a[...]``; None for anything else."""
+    while isinstance(node, cst.Subscript | cst.Attribute):
+        node = node.value
+    return node.value if isinstance(node, cst.Name) else None
+
+
+@dataclass
+class Inventory:
+    """The recorded top-level things of one file (R-TOP-1)."""
+
+    nodes: dict[str, TopNode] = field(default_factory=dict)
+    kinds: dict[str, Kind] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    imports: list[cst.SimpleStatementLine] = field(default_factory=list)
+    guarded: list[cst.If] = field(default_factory=list)
+    all_node: cst.SimpleStatementLine | None = None
+    getattr_node: cst.SimpleStatementLine | None = None
+    pseudo_of: dict[str, list[str]] = field(default_factory=dict)  # X -> pseudo keys
+
+    def record(self, name: str, node: TopNode, kind: Kind) -> None:
+        """Record a definition: the last node wins, the first position stays (R-TOP-1)."""
+        self.positions.setdefault(name, len(self.positions))
+        self.nodes[name] = node
+        self.kinds[name] = kind
+
+    def names_of(self, kind: Kind) -> list[str]:
+        """The recorded names of one kind, in position order."""
+        return [name for name in self.nodes if self.kinds[name] == kind]
+
+    @property
+    def classes(self) -> dict[str, cst.ClassDef]:
+        return {n: c for n, c in self.nodes.items() if isinstance(c, cst.ClassDef)}
+
+
+class GatherInventoryVisitor(cst.CSTVisitor):
+    """Walk a module and fill an ``Inventory`` (R-TOP-1, R-TOP-5, R-TOP-13/14)."""
+
+    def __init__(self, module: cst.Module, *, modular: bool) -> None:
+        super().__init__()
+        self.modular = modular
+        self.inventory = Inventory()
+        self._top = {id(statement) for statement in module.body}
+        self._definition_depth = 0
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        # R-TOP-1 edges: classes are recorded at any depth.
+        self.inventory.record(node.name.value, node, "class")
+        self._definition_depth += 1
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._definition_depth -= 1
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if id(node) in self._top:
+            self.inventory.record(node.name.value, node, "function")
+        self._definition_depth += 1
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._definition_depth -= 1
+
+    def visit_If(self, node: cst.If) -> None:
+        # R-TOP-1: an `if` outside definitions whose body holds an import line is a guarded
+        # import; an `elif` is an `If` of its own and may be entered alone too (R-IMP-1).
+        if self._definition_depth == 0 and any(is_import_line(s) for s in node.body.body):
+            self.inventory.guarded.append(node)
+
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> bool:
+        if id(node) not in self._top:
+            return False
+        if is_import_line(node):
+            self._record_import(node)
+        elif len(node.body) == 1 and isinstance(node.body[0], cst.Assign):
+            self._record_assignment(node, node.body[0])
+        return False
+
+    def _record_import(self, node: cst.SimpleStatementLine) -> None:
+        statement = node.body[0]
+        if self.modular and isinstance(statement, cst.ImportFrom):
+            if not is_plain_import(statement):
+                return  # model imports register parents instead (R-PAR-1)
+        self.inventory.imports.append(node)
+
+    def _record_assignment(self, node: cst.SimpleStatementLine, assign: cst.Assign) -> None:
+        if len(assign.targets) != 1:
+            return  # multi-target assignments are dropped (R-TOP-1)
+        target = assign.targets[0].target
+        if isinstance(target, cst.Name):
+            if self.modular and target.value == "__all__":
+                self.inventory.all_node = node
+            elif self.modular and target.value == "__getattr__":
+                self.inventory.getattr_node = node
+            else:
+                self.inventory.record(target.value, node, "assignment")
+        elif isinstance(target, cst.Subscript | cst.Attribute):
+            owner = _root_name(target)
+            if owner is not None:  # R-TOP-5: a pseudo-node attached to its owner
+                key = code_of(node).strip()
+                self.inventory.record(key, node, "pseudo")
+                self.inventory.pseudo_of.setdefault(owner, []).append(key)
+
+
+def gather_inventory(module: cst.Module, *, modular: bool) -> Inventory:
+    """The R-TOP-1 inventory of ``module``."""
+    visitor = GatherInventoryVisitor(module, modular=modular)
+    module.visit(visitor)
+    return visitor.inventory
+
+
+class GatherIdentifiersVisitor(cst.CSTVisitor):
+    """Every identifier token of a node (R-TOP-3); string contents are not identifiers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+
+_IDENTIFIER_CACHE: dict[int, tuple[cst.CSTNode, frozenset[str]]] = {}
+
+
+def identifiers(node: cst.CSTNode) -> frozenset[str]:
+    """The identifier tokens of ``node``, cached per node object (nodes are immutable)."""
+    cached = _IDENTIFIER_CACHE.get(id(node))
+    if cached is not None and cached[0] is node:
+        return cached[1]
+    visitor = GatherIdentifiersVisitor()
+    node.visit(visitor)
+    names = frozenset(visitor.names)
+    if len(_IDENTIFIER_CACHE) > 200_000:
+        _IDENTIFIER_CACHE.clear()
+    _IDENTIFIER_CACHE[id(node)] = (node, names)
+    return names
+
+
+@dataclass
+class Namespace:
+    """Nodes by name plus their direct dependencies, for dependency closure (R-TOP-3)."""
+
+    nodes: dict[str, TopNode]
+    kinds: dict[str, Kind]
+    pseudo_of: dict[str, list[str]]
+    _direct: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def set(self, name: str, node: TopNode, kind: Kind) -> None:
+        """Define or replace ``name``; cached dependencies are dropped."""
+        self.nodes[name] = node
+        self.kinds[name] = kind
+        self._direct.clear()
+
+    def direct_of(self, node: cst.CSTNode, own: str) -> set[str]:
+        """Names of this namespace occurring as identifiers in ``node``, minus ``own``."""
+        found = {n for n in identifiers(node) if n in self.nodes}
+        found.discard(own)
+        for pseudo in self.pseudo_of.get(own, ()):  # R-TOP-5: pseudo-nodes travel with X
+            if pseudo in self.nodes:
+                found.add(pseudo)
+                found |= self.direct(pseudo) - {own}
+        return found
+
+    def direct(self, name: str) -> frozenset[str]:
+        """The direct dependencies of a recorded name (cached)."""
+        cached = self._direct.get(name)
+        if cached is None:
+            cached = frozenset(self.direct_of(self.nodes[name], name))
+            self._direct[name] = cached
+        return cached
+
+    def is_closable(self, name: str) -> bool:
+        """Functions, assignments and pseudo-nodes close recursively; classes do not."""
+        return self.kinds.get(name) in ("function", "assignment", "pseudo")
+
+    def closure(self, names: Iterable[str]) -> set[str]:
+        """R-TOP-3: everything reached from ``names`` through functions and assignments."""
+        found: set[str] = set()
+        queue = deque(n for n in names if self.is_closable(n))
+        expanded: set[str] = set()
+        while queue:
+            current = queue.popleft()
+            if current in expanded:
+                continue
+            expanded.add(current)
+            for dependency in self.direct(current):
+                found.add(dependency)
+                if self.is_closable(dependency) and dependency not in expanded:
+                    queue.append(dependency)
+        return found
+
+    def augmented(self, names: set[str], own: str) -> set[str]:
+        """Direct dependencies extended by the closure of their functions and assignments."""
+        return (names | self.closure(names)) - {own}
+
+    def dependencies(self, name: str) -> set[str]:
+        """R-TOP-3 for a recorded name: direct plus function/assignment closure."""
+        return self.augmented(set(self.direct(name)), name)

@@ -1,0 +1,219 @@
+"""Parents of one modular file: read, prefix-inferred, renamed, inventoried and overlaid.
+
+P4-P7 of the spec: R-IO-7 (reading), R-NAME-7/8 (prefix and renaming), R-PAR-6 (functions
+and assignments imported from a parent) and R-PAR-7 (modular definitions overlaid on each
+parent). All read-only with respect to the files; the namespaces built here feed the merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from daemon.converter.inventory import Inventory, Namespace, gather_inventory
+from daemon.converter.naming import CasingTable, RenameTable, infer_prefix, rename_table
+from daemon.converter.parse import parse_module
+from daemon.converter.rename import rename_module
+from daemon.converter.resolve import (
+    ModelImports,
+    ParentImport,
+    dotted_name,
+    gather_sibling_imports,
+    parent_path,
+    read_text,
+)
+from daemon.errors import ConvertError
+
+# R-PAR-7: assignment names for which the modular value beats the parent's.
+_MODULAR_WINS = ("_CHECKPOINT", "_EXPECTED", "_FOR_DOC", "_HIDDEN_STATES_START_POSITION")
+
+
+@dataclass
+class Parent:
+    """One renamed parent module with its inventory and overlaid name space."""
+
+    info: ParentImport
+    path: Path
+    text: str
+    target: str
+    table: RenameTable
+    module: cst.Module
+    inventory: Inventory
+    namespace: Namespace
+    siblings: set[str]
+    _class_map: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def file_type(self) -> str:
+        return self.info.file_type or "modeling"
+
+    def class_map(self) -> dict[str, frozenset[str]]:
+        """R-TOP-4: class -> dependencies over the parent's own classes (with closure)."""
+        if not self._class_map:
+            for name in self.inventory.classes:
+                self._class_map[name] = frozenset(self.namespace.dependencies(name))
+        return self._class_map
+
+
+def model_specific_bases(node: cst.ClassDef, imports: ModelImports) -> list[str]:
+    """R-PAR-3: bare-name bases recorded as imported from a parent module."""
+    names = [arg.value.value for arg in node.bases if isinstance(arg.value, cst.Name)]
+    return [name for name in names if name in imports.names]
+
+
+def read_parents(
+    imports: ModelImports, *, source: Path, root: Path, overlay: Mapping[Path, str]
+) -> dict[str, tuple[Path, str, cst.Module]]:
+    """R-IO-7: each registered parent's path, text and parse, in registration order.
+
+    Raises:
+        ConvertError: R-ERR-4, a parent module without a file.
+    """
+    found: dict[str, tuple[Path, str, cst.Module]] = {}
+    for name, parent in imports.parents.items():
+        path = parent_path(parent, source=source, root=root)
+        text = read_text(path, overlay)
+        if text is None:
+            raise ConvertError(
+                source,
+                f"parent module {name} not found (looked for {path})",
+                line=parent.line,
+                hint="check the import path; the parent's file must exist",
+            )
+        found[name] = (path, text, parse_module(text, path))
+    return found
+
+
+def choose_targets(
+    classes: Mapping[str, cst.ClassDef],
+    imports: ModelImports,
+    texts: Mapping[str, str],
+    *,
+    model: str,
+    casing: CasingTable,
+) -> tuple[dict[str, str], list[str]]:
+    """R-NAME-7: one rename target per parent module, plus the R-ERR-8 warnings."""
+    default = casing.cased(model)
+    candidates: dict[str, list[tuple[str, str]]] = {name: [] for name in imports.parents}
+    for class_name, node in classes.items():
+        bases = model_specific_bases(node, imports)
+        if len(bases) == 1:
+            candidates[imports.names[bases[0]]].append((class_name, bases[0]))
+    targets: dict[str, str] = {}
+    warnings: list[str] = []
+    for name, parent in imports.parents.items():
+        if not candidates[name]:
+            targets[name] = model
+            continue
+        prefix, notes = infer_prefix(
+            candidates[name],
+            default=default,
+            parent_model=parent.model,
+            parent_source=texts[name],
+            casing=casing,
+        )
+        targets[name] = casing.lowered(prefix)
+        warnings += notes
+    return targets, warnings
+
+
+def build_parent(
+    info: ParentImport,
+    path: Path,
+    text: str,
+    module: cst.Module,
+    *,
+    target: str,
+    model: str,
+    casing: CasingTable,
+) -> Parent:
+    """R-NAME-8 then R-TOP-1 for one parent."""
+    table = rename_table(info.model, target, casing)
+    renamed = rename_module(module, table, model_name=model, target=target)
+    inventory = gather_inventory(renamed, modular=False)
+    namespace = Namespace(dict(inventory.nodes), dict(inventory.kinds), dict(inventory.pseudo_of))
+    return Parent(
+        info=info,
+        path=path,
+        text=text,
+        target=target,
+        table=table,
+        module=renamed,
+        inventory=inventory,
+        namespace=namespace,
+        siblings=gather_sibling_imports(renamed),
+    )
+
+
+@dataclass
+class ModularSpace:
+    """The modular inventory after R-PAR-6, with the parent each pulled name came from."""
+
+    namespace: Namespace
+    pulled_from: dict[str, str] = field(default_factory=dict)
+
+
+def pull_imported(
+    modular: Inventory, imports: ModelImports, parents: Mapping[str, Parent]
+) -> ModularSpace:
+    """R-PAR-6: functions and assignments imported from parents join the modular inventory."""
+    space = ModularSpace(
+        Namespace(dict(modular.nodes), dict(modular.kinds), dict(modular.pseudo_of))
+    )
+    for name, module_name in imports.names.items():
+        parent = parents[module_name]
+        kind = parent.inventory.kinds.get(name)
+        if kind not in ("function", "assignment") or modular.kinds.get(name) == kind:
+            continue
+        source = parent.namespace
+        space.namespace.set(name, source.nodes[name], kind)
+        space.pulled_from[name] = module_name
+        for dependency in sorted(source.direct(name)):
+            if dependency not in space.namespace.nodes:
+                # R-PAR-6 step 2: stored as functions whatever their kind.
+                space.namespace.set(dependency, source.nodes[dependency], "function")
+                space.pulled_from[dependency] = module_name
+        if kind != "function":
+            continue
+        injected = [name, *sorted(source.dependencies(name))]
+        for other_name, other in parents.items():
+            if other_name != module_name:
+                for injected_name in injected:
+                    other.namespace.set(
+                        injected_name, source.nodes[injected_name], source.kinds[injected_name]
+                    )
+    return space
+
+
+def _modular_assignment_wins(name: str, node: cst.CSTNode) -> bool:
+    """R-PAR-7: which modular assignments override a parent value of the same name."""
+    if any(marker in name for marker in _MODULAR_WINS):
+        return True
+    if "_DOCSTRING" not in name:
+        return False
+    assert isinstance(node, cst.SimpleStatementLine)
+    assign = node.body[0]
+    return not (isinstance(assign, cst.Assign) and dotted_name(assign.value) == "None")
+
+
+def overlay_modular(modular: Inventory, parent: Parent) -> None:
+    """R-PAR-7: overlay the modular's own definitions on one parent's name space."""
+    space = parent.namespace
+    for name, node in modular.nodes.items():
+        kind = modular.kinds[name]
+        if kind == "function":
+            space.set(name, node, "function")
+        elif kind == "assignment":
+            if space.kinds.get(name) != "assignment" or _modular_assignment_wins(name, node):
+                space.set(name, node, "assignment")
+        elif kind == "pseudo":
+            if name not in space.nodes:
+                space.set(name, node, "pseudo")
+        elif name not in parent.inventory.classes and name not in parent.siblings:
+            space.set(name, node, "class")  # a known name for dependencies only
+    for owner, keys in modular.pseudo_of.items():
+        if space.nodes.get(owner) is modular.nodes.get(owner):
+            space.pseudo_of[owner] = list(keys)

@@ -1,0 +1,229 @@
+"""Read-only gathering over the modular file: which parents it imports and where they live.
+
+P4 of the spec: every from-import is classified (R-PAR-1), parent modules are registered in
+order of first import, imported names are recorded, and each parent's file is located
+(R-IO-7). Nothing here builds nodes; the visitors only collect (house style habit 3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from daemon.errors import ConvertError
+
+# R-IO-3 / R-PAR-1: the file types, longest first so `image_processing_pil` wins over
+# `image_processing` and `video_processing` over `processing` when matching a prefix.
+FILE_TYPES = (
+    "image_processing_pil",
+    "image_processing",
+    "video_processing",
+    "feature_extraction",
+    "configuration",
+    "tokenization",
+    "processing",
+    "modeling",
+)
+_MODEL_IMPORT_SHAPE = re.compile(r"\.\.[A-Za-z_]\w*\.(?:" + "|".join(FILE_TYPES) + ")")
+_AUTO_SKIP = "auto.modeling_auto"
+
+
+def dotted_name(node: cst.BaseExpression | None) -> str | None:
+    """``a.b.C`` for a Name/Attribute chain, else None."""
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = dotted_name(node.value)
+        return None if head is None else f"{head}.{node.attr.value}"
+    return None
+
+
+def module_text(node: cst.ImportFrom) -> str:
+    """R-PAR-1 step 1: one ``.`` per relative level, then the dotted module name as written."""
+    name = dotted_name(node.module) if node.module is not None else ""
+    return "." * len(node.relative) + (name or "")
+
+
+def registers_parent(node: cst.ImportFrom) -> bool:
+    """R-PAR-1 steps 2-3: does this from-import name a parent model module?"""
+    text = module_text(node)
+    name = dotted_name(node.module) if node.module is not None else None
+    if _AUTO_SKIP in text or name is None or "." not in name:
+        return False
+    return (
+        "transformers.models." in text
+        or "...models." in text
+        or _MODEL_IMPORT_SHAPE.search(text) is not None
+    )
+
+
+def is_plain_import(node: cst.ImportFrom) -> bool:
+    """R-PAR-1: a module-level from-import stays a plain import unless it is a model import."""
+    text = module_text(node)
+    model_shaped = "transformers.models." in text or _MODEL_IMPORT_SHAPE.search(text) is not None
+    return not (model_shaped and _AUTO_SKIP not in text)
+
+
+def normalise_module(name: str) -> str:
+    """R-PAR-1 step 4: ``..llama.modeling_llama`` -> ``transformers.models.llama.modeling_llama``."""
+    name = name.lstrip(".")
+    if "models" not in name:
+        name = f"models.{name}"
+    if not name.startswith("transformers"):
+        name = f"transformers.{name}"
+    return name
+
+
+def file_type_of(module_file: str) -> str | None:
+    """The file type a module file name such as ``modeling_llama`` starts with, if any."""
+    for kind in FILE_TYPES:
+        if module_file.startswith(f"{kind}_"):
+            return kind
+    return None
+
+
+@dataclass
+class ParentImport:
+    """One registered parent module (R-PAR-1 step 6)."""
+
+    module: str  # normalised dotted name, transformers.models.<m>.<file>
+    statement: cst.ImportFrom
+    line: int
+
+    @property
+    def model(self) -> str:
+        """The parent's model name: the second-to-last dotted component (R-NAME-8)."""
+        return self.module.split(".")[-2]
+
+    @property
+    def file_name(self) -> str:
+        return self.module.split(".")[-1]
+
+    @property
+    def file_type(self) -> str | None:
+        return file_type_of(self.file_name)
+
+
+@dataclass
+class ModelImports:
+    """What the modular file imports from parent model modules."""
+
+    parents: dict[str, ParentImport] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # imported name -> parent module
+
+
+class GatherModelImportsVisitor(cst.CSTVisitor):
+    """Collect R-PAR-1 parent registrations from every from-import, at any depth.
+
+    Also detects the forbidden imports of R-ERR-2 and R-ERR-3, raising ``ConvertError``.
+    """
+
+    METADATA_DEPENDENCIES = (PositionProvider,)
+
+    def __init__(self, source: Path) -> None:
+        super().__init__()
+        self.source = source
+        self.found = ModelImports()
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        line = self.get_metadata(PositionProvider, node).start.line
+        name = dotted_name(node.module) if node.module is not None else None
+        if not node.relative and name == "transformers":
+            raise ConvertError(  # R-ERR-3
+                self.source,
+                "`from transformers import ...` is not allowed in a modular file",
+                line=line,
+                hint="import from the model's module with a relative path, "
+                "e.g. `from ..llama.modeling_llama import LlamaModel`",
+            )
+        if not registers_parent(node) or name is None:
+            return
+        module = normalise_module(name)
+        parent = self.found.parents.setdefault(module, ParentImport(module, node, line))
+        if isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            imported = dotted_name(alias.name) or ""
+            if parent.file_type == "modeling" and "Config" in imported:
+                raise ConvertError(  # R-ERR-2
+                    self.source,
+                    f"{imported} is imported from the modeling file {module}",
+                    line=line,
+                    hint=f"import {imported} from the configuration file instead",
+                )
+            self.found.names.pop(imported, None)  # R-PAR-1 step 5: a later import overwrites
+            self.found.names[imported] = module
+
+
+def gather_model_imports(module: cst.Module, source: Path) -> ModelImports:
+    """Run R-PAR-1 over ``module`` (the parsed modular file)."""
+    visitor = GatherModelImportsVisitor(source)
+    MetadataWrapper(module, unsafe_skip_copy=True).visit(visitor)
+    return visitor.found
+
+
+def parent_path(parent: ParentImport, *, source: Path, root: Path) -> Path:
+    """Where a parent module's file lives (R-IO-7).
+
+    A relative import is resolved against the modular file's own directory, which covers both
+    a transformers checkout and a user's own package (``examples/basic/src/zoo``). An absolute
+    ``transformers.models.<m>.<file>`` is read from ``<root>/src/transformers/models``.
+    """
+    statement = parent.statement
+    if statement.relative:
+        base = source.parent
+        for _ in range(len(statement.relative) - 1):
+            base = base.parent
+        written = dotted_name(statement.module) or ""
+        return base.joinpath(*written.split(".")).with_suffix(".py")
+    parts = parent.module.split(".")
+    return root.joinpath("src", *parts).with_suffix(".py")
+
+
+def read_text(path: Path, overlay: Mapping[Path, str]) -> str | None:
+    """The overlay's text for ``path`` when present, else the file on disk, else None."""
+    if path in overlay:
+        return overlay[path]
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+class GatherSiblingImportsVisitor(cst.CSTVisitor):
+    """R-TOP-6: names a (renamed) parent imports from a sibling file-type module, at top level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        written = dotted_name(node.module) if node.module is not None else None
+        if len(node.relative) != 1 or written is None or file_type_of(written) is None:
+            return False
+        if isinstance(node.names, cst.ImportStar):
+            return False
+        for alias in node.names:
+            bound = alias.asname.name if alias.asname is not None else alias.name
+            name = dotted_name(bound) if isinstance(bound, cst.BaseExpression) else None
+            if name is not None:
+                self.names.add(name)
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # imports inside definitions travel with their node (R-IMP-7)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+
+def gather_sibling_imports(module: cst.Module) -> set[str]:
+    """The sibling-import names of one renamed parent module (R-TOP-6)."""
+    visitor = GatherSiblingImportsVisitor()
+    module.visit(visitor)
+    return visitor.names

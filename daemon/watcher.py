@@ -1,0 +1,356 @@
+"""Filesystem watching: a pure path filter, the initial scan, and a guarded watchdog observer.
+
+This is the only module that imports watchdog. Its handler only filters and enqueues; every
+decision about what a change means is made later, on our thread, after re-reading the file
+(reliability rule 1: an event is a hint, not a fact).
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import structlog
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from daemon.errors import DaemonError
+
+__all__ = ["ObserverLike", "PathFilter", "Watcher", "scan"]
+
+_log = structlog.get_logger()
+
+IGNORED_DIRS = frozenset({".git", "__pycache__", ".venv", "venv", "node_modules"})
+IGNORED_NAMES = (
+    "*.pyc",
+    "*~",  # vim and emacs backups
+    ".*.sw?",  # vim swap files: .swp, .swo, .swx (its swap-name probe), ...
+    ".#*",  # emacs lock symlink (dangling: never stat it)
+    "#*#",  # emacs auto-save
+    "*___jb_tmp___",  # JetBrains safe-write
+    "*___jb_old___",
+    "*.orig",
+    "*.tmp",
+    ".modwatch-*.tmp",  # our own atomic-write temp files (also covered by *.tmp)
+)
+# Events that can mean "content may have changed". Passing them to schedule() also narrows the
+# inotify mask, so reads (IN_OPEN / IN_CLOSE_NOWRITE), including our own, cost nothing.
+_EVENT_TYPES: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+]
+_WRITE_TYPES = frozenset({"created", "modified", "closed", "moved", "deleted"})
+
+
+class _Thread(Protocol):
+    def is_alive(self) -> bool: ...
+
+
+class ObserverLike(Protocol):
+    """The part of watchdog's ``BaseObserver`` we use: the seam tests fake."""
+
+    @property
+    def emitters(self) -> Collection[_Thread]: ...
+
+    def schedule(
+        self,
+        event_handler: FileSystemEventHandler,
+        path: str,
+        *,
+        recursive: bool,
+        event_filter: list[type[FileSystemEvent]] | None,
+    ) -> object: ...
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float | None = None) -> None: ...
+    def is_alive(self) -> bool: ...
+
+
+def compile_glob(pattern: str) -> tuple[str, ...]:
+    """Split a ``/``-separated glob into parts; one without ``/`` matches a name at any depth."""
+    parts = tuple(p for p in pattern.split("/") if p)
+    return parts if "/" in pattern else ("**", *parts)
+
+
+def match_glob(glob: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Match path ``parts`` against a compiled glob.
+
+    ``**`` is zero or more whole parts (so ``**/x`` matches a top-level ``x`` and ``d/**``
+    matches ``d`` itself); ``*``, ``?`` and ``[...]`` stay within one part (fnmatchcase).
+    """
+    if not glob:
+        return not parts
+    if glob[0] == "**":
+        return any(match_glob(glob[1:], parts[i:]) for i in range(len(parts) + 1))
+    return (
+        bool(parts) and fnmatch.fnmatchcase(parts[0], glob[0]) and match_glob(glob[1:], parts[1:])
+    )
+
+
+_IGNORED_NAME_RE = re.compile("|".join(map(fnmatch.translate, IGNORED_NAMES)))
+
+
+def _is_ignored_name(name: str) -> bool:
+    # vim's write probe is "4913", stepping by 123 while the name is taken.
+    return name.isdigit() or _IGNORED_NAME_RE.match(name) is not None
+
+
+@dataclass(frozen=True)
+class PathFilter:
+    """Decides, without touching the filesystem, whether a path is a source we care about.
+
+    Patterns are matched against the path relative to ``root`` in POSIX form; a pattern
+    without ``/`` matches the file name at any depth. ``exclude`` also applies to every parent
+    directory, so ``tests`` or ``build/**`` prune whole trees. ``extra`` lists files watched
+    explicitly (hand-written parent modules) and always match.
+    """
+
+    root: Path
+    include: tuple[str, ...] = ("**/modular_*.py",)
+    exclude: tuple[str, ...] = ()
+    extra: frozenset[Path] = frozenset()
+    _include: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    _exclude: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: derived fields are set once, here
+        set_(self, "root", Path(os.path.abspath(self.root)))
+        set_(self, "extra", frozenset(Path(os.path.abspath(p)) for p in self.extra))
+        set_(self, "_include", tuple(map(compile_glob, self.include)))
+        set_(self, "_exclude", tuple(map(compile_glob, self.exclude)))
+
+    def __call__(self, path: Path) -> bool:
+        """True when ``path`` (a file) should be submitted."""
+        path = Path(os.path.abspath(path))
+        if path in self.extra:
+            return True
+        rel = self._relative(path)
+        if rel is None or _is_ignored_name(rel.name) or self._in_ignored_dir(rel):
+            return False
+        return any(match_glob(g, rel.parts) for g in self._include)
+
+    def ignores_dir(self, path: Path) -> bool:
+        """True when nothing below directory ``path`` can match (used to prune walks)."""
+        rel = self._relative(Path(os.path.abspath(path)))
+        return rel is not None and rel.parts != () and self._in_ignored_dir(rel)
+
+    def _relative(self, path: Path) -> Path | None:
+        try:
+            return path.relative_to(self.root)
+        except ValueError:
+            return None
+
+    def _in_ignored_dir(self, rel: Path) -> bool:
+        if not IGNORED_DIRS.isdisjoint(rel.parts):
+            return True
+        prefixes = [rel.parts[: n + 1] for n in range(len(rel.parts))]
+        return any(match_glob(g, pre) for g in self._exclude for pre in prefixes)
+
+
+def scan(root: Path, path_filter: PathFilter) -> list[Path]:
+    """Return the matching files below ``root`` (sorted), not descending into ignored dirs.
+
+    ``root`` may be a subdirectory of ``path_filter.root`` (a newly created model directory).
+    Directories that vanish mid-walk are skipped: os.walk ignores their errors.
+    """
+    if path_filter.ignores_dir(root):
+        return []
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        # In-place pruning keeps os.walk out of .git/, .venv/ etc. (rule 10).
+        dirnames[:] = [d for d in dirnames if not path_filter.ignores_dir(here / d)]
+        found.extend(here / f for f in filenames if path_filter(here / f))
+    return sorted(found)
+
+
+class _Handler(FileSystemEventHandler):
+    """Turns watchdog events into ``submit(path)`` calls; never raises, never does real work."""
+
+    def __init__(
+        self,
+        path_filter: PathFilter,
+        submit: Callable[[Path], None],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self._filter = path_filter
+        self._submit = submit
+        self._on_error = on_error
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        # watchdog calls handlers unguarded: one exception here ends the observer thread while
+        # the emitters keep running, a watcher that is alive and deaf (rule 8).
+        try:
+            self._route(event)
+        except Exception as exc:
+            try:
+                self._on_error(exc)
+            except Exception:
+                _log.exception("watcher.on_error_failed")
+
+    def _route(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _WRITE_TYPES:  # opened, closed_no_write, attrib: no content
+            return
+        src = Path(os.fsdecode(event.src_path))
+        dest = Path(os.fsdecode(event.dest_path)) if event.dest_path else None
+        if event.is_directory:
+            # A new or moved-in directory (new model, `rm -rf dir && git checkout -- dir`):
+            # scan it, as files created before watchdog armed the new watch are not reported
+            # (scenarios 27, 28). Duplicates of watchdog's own synthetic events coalesce later.
+            if event.event_type in {"created", "moved"}:
+                for found in scan(dest or src, self._filter):
+                    self._submit(found)
+            return
+        # A move is a write to its destination and "maybe deleted" for its source; a delete
+        # is enqueued too. The consumer re-reads and checks existence (rules 1, 3, 4).
+        for path in (src, dest) if dest else (src,):
+            if self._filter(path):
+                self._submit(path)
+
+
+def _report(exc: BaseException) -> None:
+    """Default ``on_error``: log the handler failure and keep watching."""
+    _log.error("watcher.handler_failed", exc_info=exc)
+
+
+class Watcher:
+    """Watches ``root`` recursively and calls ``submit(path)`` for every matching change.
+
+    ``submit`` runs on watchdog's thread, so it must be cheap and thread-safe
+    (``BatchDriver.submit``). Exceptions from it go to ``on_error``.
+
+    Args:
+        root: the directory to watch, recursively.
+        path_filter: decides which paths are submitted.
+        submit: receives each matching path (created, modified, closed, moved either way,
+            deleted, or found in a new directory).
+        on_error: receives exceptions raised while handling an event.
+        observer_factory: builds the observer; pass ``PollingObserver`` where inotify is
+            unavailable or in tests that need it.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        path_filter: PathFilter,
+        submit: Callable[[Path], None],
+        *,
+        on_error: Callable[[BaseException], None] = _report,
+        observer_factory: Callable[[], ObserverLike] = Observer,
+    ) -> None:
+        self.root = root
+        self._handler = _Handler(path_filter, submit, on_error)
+        self._factory = observer_factory
+        self._observer: ObserverLike | None = None
+
+    def start(self) -> None:
+        """Arm the watches and start the observer.
+
+        Raises:
+            DaemonError: when an inotify limit is reached (with the sysctl that lifts it).
+            OSError: for other failures, such as a missing root.
+        """
+        if self._observer is not None:
+            return
+        # `mkdir -p` under a recursive watch makes watchdog re-add a watch it already added and
+        # warn from its inotify reader thread. Harmless, unless warnings are errors (-W error,
+        # pytest's filterwarnings): then the reader thread dies and we go deaf. [measured]
+        warnings.filterwarnings(
+            "ignore", "Callback with id .* already exists", RuntimeWarning, r"watchdog\."
+        )
+        observer: ObserverLike | None = None
+        try:
+            # The inotify observer opens its fd (and starts a reader thread) in __init__,
+            # so it is built here, not in Watcher.__init__, and torn down on failure.
+            observer = self._factory()
+            observer.schedule(
+                self._handler, str(self.root), recursive=True, event_filter=_EVENT_TYPES
+            )
+            observer.start()
+        except BaseException as exc:
+            if observer is not None:
+                observer.stop()
+            if isinstance(exc, OSError) and (limit := _limit_error(exc)) is not None:
+                raise limit from exc
+            raise
+        self._observer = observer
+
+    def stop(self) -> None:
+        """Stop the observer and join its threads; safe to call twice."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join()
+
+    def is_alive(self) -> bool:
+        """True while the observer, its emitters and its inotify reader run.
+
+        Deleting the watched root stops the emitter but not the observer (rule 8), so the
+        observer thread alone says nothing; a supervisor should restart and rescan on False.
+        A cookie round-trip (rule 9) remains the only end-to-end proof of hearing.
+        """
+        observer = self._observer
+        if observer is None or not observer.is_alive():
+            return False
+        # The inotify observer's shared reader thread can die on its own, leaving observer and
+        # emitters alive and deaf; it is private, hence the defensive getattr.
+        reader = getattr(observer, "_inotify_fd", None)
+        if isinstance(reader, threading.Thread) and not reader.is_alive():
+            return False
+        emitters = list(observer.emitters)
+        return bool(emitters) and all(e.is_alive() for e in emitters)
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+_LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}
+
+
+def _limit_error(exc: OSError) -> DaemonError | None:
+    """An actionable error for an exhausted inotify limit (rule 10, scenario 29), else None."""
+    limit = _LIMITS.get(exc.errno or 0)
+    if limit is None:
+        return None
+    try:
+        current = Path("/proc/sys/fs/inotify", limit).read_text().strip()
+    except OSError:
+        current = "unknown"
+    return DaemonError(
+        f"cannot watch: inotify limit fs.inotify.{limit} reached (currently {current})",
+        hint=f"sudo sysctl -w fs.inotify.{limit}=524288, or watch a narrower directory",
+    )
