@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import uuid
+from collections.abc import Mapping
 from typing import TextIO
 
 import structlog
@@ -18,13 +20,58 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from daemon.config import LogFormat
 
+# structlog's level names; anything else (e.g. "notset") is logged as info.
+_PRIORITIES = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4, "debug": 7}
+
+
+def journal_stream_matches(env: Mapping[str, str] = os.environ, stderr_fd: int = 2) -> bool:
+    """True when ``$JOURNAL_STREAM`` (``device:inode``) is the file behind ``stderr_fd``.
+
+    systemd.exec(5) recommends this check: the variable alone may be inherited by a child
+    whose stderr was redirected elsewhere.
+    """
+    device, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(stderr_fd)
+        return (st.st_dev, st.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError):
+        return False
+
+
+def syslog_prefix(level: str) -> str:
+    """The ``<N>`` syslog priority journald strips from a line and stores as ``PRIORITY=``."""
+    return f"<{_PRIORITIES.get(level.lower(), 6)}>"
+
+
+def _stream_is_journal(stream: TextIO) -> bool:
+    try:
+        return journal_stream_matches(os.environ, stream.fileno())
+    except (OSError, ValueError):  # io.UnsupportedOperation (StringIO) is an OSError
+        return False
+
 
 def resolve_format(fmt: LogFormat, stream: TextIO) -> str:
-    """``auto`` means console on a TTY and JSON anywhere else."""
-    if fmt != "auto":
+    """``auto``: journal under systemd, console on a TTY, JSON anywhere else."""
+    if fmt == "console":
+        return fmt
+    if _stream_is_journal(stream):
+        return "journal"  # JSON lines with a <N> priority prefix journald turns into PRIORITY=
+    if fmt == "json":
         return fmt
     isatty = getattr(stream, "isatty", None)
     return "console" if isatty is not None and isatty() else "json"
+
+
+class _SyslogPrefixed:
+    """Wraps the JSON renderer: journald needs the level, which only the renderer still sees."""
+
+    def __init__(self, inner: structlog.processors.JSONRenderer) -> None:
+        self._inner = inner
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
+        rendered = self._inner(logger, method, event_dict)
+        text = rendered.decode() if isinstance(rendered, bytes) else rendered
+        return syslog_prefix(method) + text
 
 
 def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -52,7 +99,10 @@ def _final_processors(rendering: str, stream: TextIO) -> list[Processor]:
     tracebacks = structlog.processors.ExceptionRenderer(
         structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
-    return [tracebacks, structlog.processors.JSONRenderer(sort_keys=False, default=str)]
+    json_renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
+    if rendering == "journal":
+        return [tracebacks, _SyslogPrefixed(json_renderer)]
+    return [tracebacks, json_renderer]
 
 
 def configure(fmt: LogFormat = "auto", level: str = "info", stream: TextIO | None = None) -> str:
@@ -93,6 +143,13 @@ def configure(fmt: LogFormat = "auto", level: str = "info", stream: TextIO | Non
     logging.getLogger("watchdog").setLevel(logging.WARNING)
     logging.getLogger("git").setLevel(logging.WARNING)
     return rendering
+
+
+def bind_run_id(env: Mapping[str, str] = os.environ) -> str:
+    """Tag every later event of this process with a run id: systemd's INVOCATION_ID if any."""
+    run_id = env.get("INVOCATION_ID", "")[:12] or uuid.uuid4().hex[:12]
+    structlog.contextvars.bind_contextvars(run_id=run_id)
+    return run_id
 
 
 def get_logger(name: str = "modwatch") -> structlog.stdlib.BoundLogger:

@@ -326,28 +326,3 @@ def status(
     # Exit 3 (inactive) and 4 (no such unit) are answers, not failures: print whatever it says.
     done = _run(runner, ["status", "--no-pager", "--full", "--lines=10", name], env)
     return "\n".join(s for s in (head, str(done.stdout).rstrip(), str(done.stderr).rstrip()) if s)
-
-
-# --- journald (notes §1.5) --------------------------------------------------------------------
-
-# structlog's level names; anything else (e.g. "notset") is logged as info.
-_PRIORITIES = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4, "debug": 7}
-
-
-def journal_stream_matches(env: Mapping[str, str] = os.environ, stderr_fd: int = 2) -> bool:
-    """True when ``$JOURNAL_STREAM`` (``device:inode``) is the file behind ``stderr_fd``.
-
-    systemd.exec(5) recommends this check: the variable alone may be inherited by a child
-    whose stderr was redirected elsewhere.
-    """
-    device, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
-    try:
-        st = os.fstat(stderr_fd)
-        return (st.st_dev, st.st_ino) == (int(device), int(inode))
-    except (OSError, ValueError):
-        return False
-
-
-def syslog_prefix(level: str) -> str:
-    """The ``<N>`` syslog priority journald strips from a line and stores as ``PRIORITY=``."""
-    return f"<{_PRIORITIES.get(level.lower(), 6)}>"

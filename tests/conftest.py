@@ -47,6 +47,7 @@ def _no_thread_leaks() -> Iterator[None]:
 def _reset_structlog() -> Iterator[None]:
     yield
     structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 def git(cwd: Path, *args: str) -> str:

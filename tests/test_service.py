@@ -429,41 +429,6 @@ def test_status_without_a_user_manager_says_so(git_repo):
     assert "user manager is not reachable" in text
 
 
-# --- journald -------------------------------------------------------------------------------
-
-
-def test_journal_stream_matches_the_file_behind_the_fd(tmp_path):
-    """JOURNAL_STREAM=dev:ino of the fd means journal; any other file, or garbage, does not."""
-    with open(tmp_path / "a", "w") as a, open(tmp_path / "b", "w") as b:
-        st = os.fstat(a.fileno())
-        env = {"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
-        assert service.journal_stream_matches(env, a.fileno())
-        assert not service.journal_stream_matches(env, b.fileno())
-        assert not service.journal_stream_matches({"JOURNAL_STREAM": "9:x"}, a.fileno())
-        assert not service.journal_stream_matches({}, a.fileno())
-        closed = os.dup(a.fileno())
-        os.close(closed)
-        assert not service.journal_stream_matches(env, closed)
-
-
-@pytest.mark.parametrize(
-    ("level", "prefix"),
-    [
-        ("critical", "<2>"),
-        ("exception", "<3>"),
-        ("error", "<3>"),
-        ("warning", "<4>"),
-        ("WARNING", "<4>"),
-        ("info", "<6>"),
-        ("debug", "<7>"),
-        ("notset", "<6>"),
-    ],
-)
-def test_syslog_prefix(level, prefix):
-    """structlog level names map to syslog priorities journald understands."""
-    assert service.syslog_prefix(level) == prefix
-
-
 # --- systemd-analyze (notes §2.1, §2.2) -----------------------------------------------------
 
 
