@@ -77,6 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--git-mode", choices=config.GIT_MODES)
     watch.add_argument("--debounce-ms", type=int)
     _add_shared_flags(watch)
+
+    status = subcommands.add_parser("status", help="ask the running daemon what it is doing")
+    status.add_argument("--repo", type=Path, default=None, help="default: the current directory")
+    status.add_argument("--json", action="store_true", help="print the raw JSON reply")
+
+    service = subcommands.add_parser("service", help="run modwatch as a systemd user service")
+    actions = service.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = actions.add_parser("install", help="install and enable the unit for a repository")
+    install.add_argument("--repo", type=Path, default=None)
+    when = install.add_mutually_exclusive_group()
+    when.add_argument("--now", action="store_true", help="also start it now")
+    when.add_argument("--no-enable", action="store_true", help="write the unit, enable nothing")
+    for name in ("uninstall", "status"):
+        action = actions.add_parser(name, help=f"{name} the unit of a repository")
+        action.add_argument("--repo", type=Path, default=None)
     return parser
 
 
@@ -131,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     cli_values = _cli_values(args)
+    if args.command == "status":
+        return _status(_repo_root(args.repo), as_json=args.json)
+    if args.command == "service":
+        return _service(args)
     if args.command == "watch":
         from daemon import loop
 
@@ -147,6 +166,46 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "convert":
         return _convert(root, cfg, sources, force=args.force)
     return _check(root, cfg, sources, diff=args.diff, as_json=args.json)
+
+
+def _repo_root(repo: Path | None) -> Path:
+    from daemon import git
+
+    start = (repo or Path.cwd()).resolve()
+    root = git.find_worktree(start)
+    if root is None:
+        raise DaemonError(f"{start}: not inside a git repository")
+    return root
+
+
+def _status(root: Path, *, as_json: bool) -> int:
+    from daemon import control, git
+
+    try:
+        reply = control.query(control.resolve_socket(git.git_dir(root)), {"cmd": "status"})
+    except control.DaemonNotRunning:
+        print(f"modwatch: no daemon is running for {root}", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    if as_json:
+        print(json.dumps(reply, indent=2))
+        return EXIT_OK
+    print(commands.render_status(reply), end="")
+    return EXIT_OK
+
+
+def _service(args: argparse.Namespace) -> int:
+    from daemon import service
+
+    repo = _repo_root(args.repo)
+    if args.action == "install":
+        lines = service.install(repo, now=args.now, enable=not args.no_enable)
+    elif args.action == "uninstall":
+        lines = service.uninstall(repo)
+    else:
+        lines = [service.status(repo)]
+    for line in lines:
+        print(line)
+    return EXIT_OK
 
 
 def _convert(root: Path, cfg: config.Config, sources: list[Path], *, force: bool) -> int:

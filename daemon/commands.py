@@ -168,3 +168,30 @@ def check(root: Path, cfg: Config, sources: list[Path]) -> CheckReport:
                     CheckEntry(output.path, source, status, None, output.text, actual)
                 )
     return report
+
+
+def render_status(reply: dict[str, object]) -> str:
+    """``modwatch status`` for a person: one fact per line."""
+    git_state = reply.get("git") if isinstance(reply.get("git"), dict) else {}
+    assert isinstance(git_state, dict)
+    sources = reply.get("sources") or []
+    runs = reply.get("last_runs") or []
+    flagged = reply.get("flagged") or {}
+    assert isinstance(sources, list) and isinstance(runs, list) and isinstance(flagged, dict)
+    lines = [
+        f"daemon:   pid {reply.get('pid')} watching {reply.get('root')}",
+        f"sources:  {len(sources)} modular files",
+        f"queue:    {reply.get('queue')} pending, {'busy' if reply.get('busy') else 'idle'}",
+        f"git:      mode {git_state.get('mode')}, operation {git_state.get('operation') or 'none'}"
+        f", index {'locked' if git_state.get('index_locked') else 'free'}",
+        f"flagged:  {len(flagged)}",
+    ]
+    lines.extend(f"  {path}: {reason}" for path, reason in sorted(flagged.items()))
+    lines.append(f"last runs: {len(runs)}")
+    for run in runs[-10:]:
+        if isinstance(run, dict):
+            lines.append(
+                f"  {run.get('source')}: {run.get('outcome')} in {run.get('duration_ms')} ms"
+                f" (git {run.get('git')})"
+            )
+    return "\n".join(lines) + "\n"

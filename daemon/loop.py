@@ -1,72 +1,185 @@
-"""The daemon: observe, debounce, reconvert, stage or flag, until SIGINT or SIGTERM."""
+"""The daemon: observe, debounce, reconvert, stage or flag, until SIGINT or SIGTERM.
+
+Threads: watchdog's observer (filters and enqueues), the batch driver (does the work),
+the control server (answers ``modwatch status``), and the main thread, which supervises
+them, pings the systemd watchdog and handles signals.
+"""
 
 from __future__ import annotations
 
+import collections
 import itertools
+import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
 import structlog
 
-from daemon import example, git
+from daemon import config as config_module
+from daemon import control, example, git
 from daemon.config import Config
 from daemon.log import get_logger
-from daemon.runner import Runner
+from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
+from daemon.service import Notifier
 from daemon.watcher import PathFilter, Watcher, scan
 
 log = get_logger()
 
 SUPERVISE_INTERVAL_S = 1.0
+STUCK_BATCH_S = 60.0  # a batch running longer than this stops the watchdog pings
+COOKIE_PREFIX = ".modwatch-cookie-"
 
 
 class Daemon:
-    """The watch loop of one repository; ``stop`` may be called from a signal handler."""
+    """The watch loop of one repository; ``stop`` and ``reload`` are signal-safe."""
 
-    def __init__(self, root: Path, config: Config) -> None:
+    def __init__(self, root: Path, config: Config, notifier: Notifier | None = None) -> None:
         self.root = root
         self.config = config
+        self.notifier = notifier or Notifier()
         self.runner = Runner(root, config)
-        self.sources = PathFilter(root=root, include=config.include, exclude=config.exclude)
-        # Parents (hand-written or generated) are plain .py files: watch them too, and let
-        # the runner keep only those some source reads.
-        self.events = PathFilter(
-            root=root, include=(*config.include, "**/*.py"), exclude=config.exclude
-        )
         self._stop = threading.Event()
+        self._reload = threading.Event()
         self._batches = itertools.count(1)
+        self._cookies = itertools.count(1)
+        self._waiting: dict[Path, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.recent: collections.deque[dict[str, object]] = collections.deque(maxlen=20)
+        self.batch_started: float | None = None
+        self.watcher: Watcher | None = None
+        self._set_filters(config)
         self.driver = BatchDriver(
             Debouncer(config.debounce_ms, config.max_wait_ms),
             self.on_batch,
             on_error=self._batch_failed,
         )
 
+    def _set_filters(self, config: Config) -> None:
+        self.sources = PathFilter(root=self.root, include=config.include, exclude=config.exclude)
+        # Parents (hand-written or generated) are plain .py files: watch them too; the runner
+        # keeps only those some source reads.
+        self.events = PathFilter(
+            root=self.root, include=(*config.include, "**/*.py"), exclude=config.exclude
+        )
+
+    def _wants(self, path: Path) -> bool:
+        return path.name.startswith(COOKIE_PREFIX) or self.events(path)
+
+    # -- signals ----------------------------------------------------------------------------
+
     def stop(self) -> None:
         self._stop.set()
 
+    def reload(self) -> None:
+        self._reload.set()
+
+    # -- batches (driver thread) ------------------------------------------------------------
+
     def on_batch(self, paths: frozenset[Path]) -> None:
-        """Reconvert what a settled set of changed paths affects (on the driver thread)."""
+        """Reconvert what a settled set of changed paths affects."""
+        cookies = {p for p in paths if p.name.startswith(COOKIE_PREFIX)}
+        paths = paths - cookies
         batch = next(self._batches)
-        with structlog.contextvars.bound_contextvars(batch=batch):
-            sources = {p for p in paths if self.sources(p) and p.exists()}
-            self.runner.learn(sources)  # new files, and new imports of edited ones
-            known = sources | set(self.runner.parents)
-            todo = self.runner.affected(paths, known, skip_unchanged=True)
-            log.debug("batch.started", paths=len(paths), sources=len(todo))
-            for source in todo:
-                if self._stop.is_set():
-                    break  # between two atomic writes: nothing is half-written
-                self.runner.run(source)
+        self.batch_started = time.monotonic()
+        try:
+            with structlog.contextvars.bound_contextvars(batch=batch):
+                self._convert(paths)
+        finally:
+            self.batch_started = None
+            self._release_cookies(cookies)
+        self.notifier.status(self.summary())
+
+    def _convert(self, paths: frozenset[Path]) -> None:
+        if not paths:
+            return
+        sources = {p for p in paths if self.sources(p) and p.exists()}
+        self.runner.learn(sources)  # new files, and new imports of edited ones
+        known = sources | set(self.runner.parents)
+        todo = self.runner.affected(paths, known, skip_unchanged=True)
+        log.debug("batch.started", paths=len(paths), sources=len(todo))
+        for source in todo:
+            if self._stop.is_set():
+                break  # between two atomic writes: nothing is half-written
+            self._remember(self.runner.run(source))
+
+    def _remember(self, record: RunRecord) -> None:
+        self.recent.append({**record.fields(self.root), "at": time.time()})
 
     def _batch_failed(self, exc: BaseException) -> None:
         log.error("batch.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
 
+    # -- cookies (rule 9): "everything up to now is processed" -------------------------------
+
+    def sync(self, timeout: float = 30.0) -> bool:
+        """Write a cookie into the watched tree and wait until a batch has carried it."""
+        cookie = self.root / f"{COOKIE_PREFIX}{os.getpid()}-{next(self._cookies)}"
+        done = threading.Event()
+        with self._lock:
+            self._waiting[cookie] = done
+        try:
+            cookie.write_text("", encoding="utf-8")
+            return done.wait(timeout)
+        finally:
+            with self._lock:
+                self._waiting.pop(cookie, None)
+            cookie.unlink(missing_ok=True)
+
+    def _release_cookies(self, cookies: set[Path]) -> None:
+        with self._lock:
+            for cookie in cookies:
+                event = self._waiting.get(cookie)
+                if event is not None:
+                    event.set()
+
+    # -- status ------------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS= and ``modwatch status``."""
+        last = self.recent[-1] if self.recent else None
+        last_text = f"last run {last['source']}: {last['outcome']}" if last else "no run yet"
+        flagged = sum(1 for r in self.runner.flagged.values() if r)
+        return f"watching {len(self.runner.parents)} sources; {last_text}; {flagged} flagged"
+
+    def status(self, _request: dict[str, object]) -> dict[str, object]:
+        """The ``status`` control command."""
+        return {
+            "pid": os.getpid(),
+            "root": str(self.root),
+            "sources": sorted(_rel(p, self.root) for p in self.runner.parents),
+            "queue": len(self.driver.pending) if hasattr(self.driver, "pending") else 0,
+            "busy": self.batch_started is not None,
+            "last_runs": list(self.recent),
+            "flagged": dict(self.runner.flagged),
+            "git": {
+                "mode": self.config.git_mode,
+                "operation": git.operation_in_progress(self.root) if self.runner.in_git else None,
+                "index_locked": git.index_locked(self.root) if self.runner.in_git else False,
+            },
+            "summary": self.summary(),
+        }
+
+    def _sync_command(self, request: dict[str, object]) -> dict[str, object]:
+        timeout = request.get("timeout", 30.0)
+        return {"synced": self.sync(float(timeout) if isinstance(timeout, int | float) else 30.0)}
+
+    def handlers(self) -> dict[str, Callable[[dict[str, object]], dict[str, object]]]:
+        return {"status": self.status, "sync": self._sync_command}
+
+    # -- the main thread ----------------------------------------------------------------------
+
     def reconcile(self) -> None:
-        """Start-up: convert the sources that changed since the ledger last saw them."""
+        """Start-up: convert the sources that changed since the ledger last saw them.
+
+        A source the ledger has never seen is left alone until it changes: converting all of
+        a large checkout at every first start would take minutes (``modwatch check`` is the
+        full verification).
+        """
         found = scan(self.root, self.sources)
         self.runner.learn(found)
         stale = [
@@ -76,26 +189,81 @@ class Daemon:
             and not self.runner.unchanged_since_last_run(s)
         ]
         for source in self.runner.affected(stale, set(found)):
-            self.runner.run(source)
+            self._remember(self.runner.run(source))
         log.info("daemon.reconciled", sources=len(found), converted=len(stale))
 
     def run(self) -> None:
         """Block until ``stop()``; threads are joined on the way out."""
         self.reconcile()
-        with self.driver, Watcher(self.root, self.events, self.driver.submit) as watcher:
+        with ExitStack() as stack:
+            stack.enter_context(self.driver)
+            self.watcher = stack.enter_context(self._new_watcher())
+            stack.callback(self._close_watcher)
             log.info(
                 "daemon.started",
                 root=str(self.root),
                 sources=len(self.runner.parents),
                 git_mode=self.config.git_mode,
             )
-            while not self._stop.wait(SUPERVISE_INTERVAL_S):
-                if not watcher.is_alive():
-                    log.error("watcher.died", hint="restarting the observer")
-                    watcher.restart()
-                self._resume_deferred()
-            self.driver.flush(timeout=30)
+            self.notifier.ready()
+            self.notifier.status(self.summary())
+            self._supervise()
+            self.notifier.stopping()
+            self.driver.flush(timeout=10)
         log.info("daemon.stopped")
+
+    def _new_watcher(self) -> Watcher:
+        return Watcher(self.root, self._wants, self.driver.submit)  # type: ignore[arg-type]
+
+    def _close_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(SUPERVISE_INTERVAL_S):
+            if self._reload.is_set():
+                self._do_reload()
+            if self.watcher is None or not self.watcher.is_alive():
+                self._rearm("watcher.died")
+            if self.healthy():
+                self.notifier.watchdog()
+            self._resume_deferred()
+
+    def healthy(self) -> bool:
+        """Watcher and driver alive, and no batch stuck: only then ping the watchdog."""
+        stuck = (
+            self.batch_started is not None and time.monotonic() - self.batch_started > STUCK_BATCH_S
+        )
+        alive = self.watcher is not None and self.watcher.is_alive()
+        return alive and self.driver.is_alive() and not stuck
+
+    def _rearm(self, why: str) -> None:
+        """Rule 8: a dead or deaf observer is restarted and the tree reconciled."""
+        log.error(why, hint="restarting the observer and reconciling")
+        self._close_watcher()
+        self.watcher = self._new_watcher()
+        self.watcher.start()
+        for path in scan(self.root, self.sources):
+            self.driver.submit(path)
+
+    def _do_reload(self) -> None:
+        """SIGHUP: re-read the configuration and rebuild the watch set."""
+        self._reload.clear()
+        self.notifier.reloading()
+        try:
+            self.config = config_module.load(self.root)
+        except Exception as exc:  # a bad edit of the config keeps the old one running
+            log.error("daemon.reload_failed", error=str(exc))
+        else:
+            self.runner.config = self.config
+            self._set_filters(self.config)
+            self._close_watcher()
+            self.watcher = self._new_watcher()
+            self.watcher.start()
+            self.runner.learn(scan(self.root, self.sources))
+            log.info("daemon.reloaded", sources=len(self.runner.parents))
+        self.notifier.ready()
+        self.notifier.status(self.summary())
 
     def _resume_deferred(self) -> None:
         """Sources held back during a merge, rebase or bisect run once it is over (rule 5)."""
@@ -114,14 +282,18 @@ def _rel(path: Path, root: Path) -> str:
 
 
 @contextmanager
-def _signals_stop(daemon: Daemon, received: list[int]) -> Iterator[None]:
-    """SIGINT and SIGTERM both take the clean shutdown path (house style habit 7)."""
+def _signals(daemon: Daemon, received: list[int]) -> Iterator[None]:
+    """SIGINT and SIGTERM take the clean shutdown path (house style habit 7); SIGHUP reloads."""
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
         daemon.stop()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        daemon.reload()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     try:
         yield
     finally:
@@ -130,11 +302,26 @@ def _signals_stop(daemon: Daemon, received: list[int]) -> Iterator[None]:
 
 
 def watch(root: Path, config: Config) -> int:
-    """``modwatch watch``: run until a signal; 0 after SIGTERM, 130 after SIGINT."""
+    """``modwatch watch``: run until a signal; 0 after SIGTERM, 130 after SIGINT.
+
+    A second daemon on the same worktree prints ``already running (pid N)`` and exits 0.
+    """
     if not scan(root, PathFilter(root=root, include=config.include, exclude=config.exclude)):
         root = example.bootstrap(root)
-    daemon = Daemon(root, config)
-    received: list[int] = []
-    with _signals_stop(daemon, received):
-        daemon.run()
+    git_dir = git.git_dir(root) if git.find_worktree(root) is not None else None
+    with ExitStack() as stack:
+        if git_dir is not None:
+            try:
+                stack.enter_context(control.DaemonLock(control.lock_path(git_dir)))
+            except control.AlreadyRunning as exc:
+                print(f"modwatch: already running (pid {exc.pid}) for {root}", flush=True)
+                return 0
+        daemon = Daemon(root, config)
+        if git_dir is not None:
+            stack.enter_context(
+                control.ControlServer(control.socket_path(git_dir), daemon.handlers())
+            )
+        received: list[int] = []
+        with _signals(daemon, received):
+            daemon.run()
     return 130 if signal.SIGINT in received else 0

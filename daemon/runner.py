@@ -78,6 +78,7 @@ class Runner:
     ledger: Ledger = field(init=False)
     parents: dict[Path, tuple[Path, ...]] = field(default_factory=dict, init=False)
     deferred: set[Path] = field(default_factory=set, init=False)
+    flagged: dict[str, str] = field(default_factory=dict, init=False)
     in_git: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -133,8 +134,18 @@ class Runner:
         started = time.perf_counter()
         record = self._run(source, stage=stage)
         record = _with_duration(record, started)
+        self._track_flags(record)
         self._log(record)
         return record
+
+    def _track_flags(self, record: RunRecord) -> None:
+        """Flagged outputs stay listed (``modwatch status``) until a later run settles them."""
+        for output in record.outputs:
+            key = _rel(output.path, self.root)
+            if record.git == "flagged" or output.status == Decision.HAND_EDITED.value:
+                self.flagged[key] = record.reason or "flagged"
+            elif record.git == "staged" or output.status == Decision.UNCHANGED.value:
+                self.flagged.pop(key, None)
 
     def _run(self, source: Path, *, stage: bool) -> RunRecord:
         operation = git.operation_in_progress(self.root) if self.in_git else None

@@ -62,3 +62,50 @@ def wait_for(predicate: Callable[[], T | None], *, timeout: float = 30.0, what: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(0.02)  # polling interval, not synchronisation: the predicate decides
+
+
+def events(log_path: Path) -> list[dict[str, object]]:
+    """The JSON log lines a daemon wrote so far."""
+    import json
+
+    found = []
+    for line in log_path.read_text().splitlines():
+        if line.startswith("{"):
+            found.append(json.loads(line))
+    return found
+
+
+def event(log_path: Path, name: str, **fields: object) -> dict[str, object] | None:
+    """The first event called ``name`` whose fields include ``fields``, if any yet."""
+    for item in events(log_path):
+        if item.get("event") == name and all(item.get(k) == v for k, v in fields.items()):
+            return item
+    return None
+
+
+class RunningDaemon:
+    """``modwatch watch`` in a subprocess, its stderr in a file; stopped with SIGTERM."""
+
+    def __init__(self, repo: Path, log_path: Path, *args: str, env: dict[str, str] | None = None):
+        self.repo = repo
+        self.log_path = log_path
+        with log_path.open("w") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "daemon", "watch", "--repo", str(repo), *args],
+                cwd=repo,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
+
+    def wait_started(self) -> dict[str, object]:
+        return wait_for(lambda: event(self.log_path, "daemon.started"), what="daemon.started")
+
+    def stop(self, sig: int = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code

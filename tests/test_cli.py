@@ -17,6 +17,8 @@ from tests.helpers import (
     MODULAR,
     ORBIT,
     REPO,
+    event,
+    events,
     example_repo,
     modwatch,
     wait_for,
@@ -146,21 +148,6 @@ def test_a_foreign_daemon_package_is_refused(tmp_path):
     assert "hint: install modwatch in its own environment" in done.stderr
 
 
-def _events(log_path: Path) -> list[dict[str, object]]:
-    events = []
-    for line in log_path.read_text().splitlines():
-        if line.startswith("{"):
-            events.append(json.loads(line))
-    return events
-
-
-def _event(log_path: Path, name: str, **fields: object) -> dict[str, object] | None:
-    for event in _events(log_path):
-        if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
-            return event
-    return None
-
-
 def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
     repo = example_repo(tmp_path, commit_outputs=True)
     log_path = tmp_path / "daemon.log"
@@ -172,12 +159,12 @@ def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
             stderr=log_file,
         )
     try:
-        wait_for(lambda: _event(log_path, "daemon.started"), what="daemon.started")
+        wait_for(lambda: event(log_path, "daemon.started"), what="daemon.started")
         source = repo / MODULAR
         source.write_text(source.read_text().replace(EDIT_OLD, EDIT_NEW))
         wait_for(lambda: "return -2 * x" in (repo / MODELING).read_text(), what="regeneration")
         event = wait_for(
-            lambda: _event(log_path, "run.finished", source=MODULAR.as_posix()), what="event"
+            lambda: event(log_path, "run.finished", source=MODULAR.as_posix()), what="event"
         )
         assert event["outcome"] == "ok" and event["git"] == "staged"
         outputs = event["outputs"]
@@ -192,7 +179,7 @@ def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
         before = (repo / MODELING).read_text()
         source.write_text(source.read_text() + "\ndef oops(:\n")
         error = wait_for(
-            lambda: _event(log_path, "run.finished", outcome="error"), what="error event"
+            lambda: event(log_path, "run.finished", outcome="error"), what="error event"
         )
         assert error["source"] == MODULAR.as_posix() and isinstance(error["line"], int)
         assert "error" in error
@@ -200,8 +187,8 @@ def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    assert _event(log_path, "daemon.stopped") is not None
-    runs = [e for e in _events(log_path) if e.get("event") == "run.finished"]
+    assert event(log_path, "daemon.stopped") is not None
+    runs = [e for e in events(log_path) if e.get("event") == "run.finished"]
     assert len(runs) == 2  # the daemon's own writes never re-triggered it
 
 
@@ -218,7 +205,7 @@ def test_watch_without_modular_files_runs_the_bundled_example(tmp_path):
             stderr=log_file,
         )
     try:
-        wait_for(lambda: _event(log_path, "daemon.started"), what="daemon.started")
+        wait_for(lambda: event(log_path, "daemon.started"), what="daemon.started")
         text = out_path.read_text()
         assert "watching the bundled example" in text
         edit_line = next(line for line in text.splitlines() if "edit and save:" in line)

@@ -1,0 +1,99 @@
+"""The daemon's process-level contract: one per worktree, status, sd_notify, reload, stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+
+from tests.helpers import MODELING, MODULAR, RunningDaemon, event, example_repo, modwatch, wait_for
+
+
+def test_a_second_daemon_on_the_same_worktree_says_already_running_and_exits_0(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    first = RunningDaemon(repo, tmp_path / "first.log")
+    try:
+        first.wait_started()
+        second = subprocess.run(
+            [sys.executable, "-m", "daemon", "watch", "--repo", str(repo)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 0
+        assert f"already running (pid {first.proc.pid})" in second.stdout
+    finally:
+        assert first.stop() == 0
+
+
+def test_status_reports_sources_runs_and_git_state(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    daemon = RunningDaemon(repo, tmp_path / "daemon.log", "--debounce-ms", "20")
+    try:
+        daemon.wait_started()
+        source = repo / MODULAR
+        source.write_text(source.read_text().replace("return -x", "return x * 5"))
+        wait_for(lambda: "x * 5" in (repo / MODELING).read_text(), what="regeneration")
+        wait_for(lambda: event(daemon.log_path, "run.finished"), what="run event")
+        done = modwatch(repo, "status", "--json")
+        assert done.returncode == 0, done.stderr
+        reply = json.loads(done.stdout)
+        assert reply["ok"] is True and reply["pid"] == daemon.proc.pid
+        assert reply["sources"] == [MODULAR.as_posix()]
+        assert reply["git"] == {"mode": "stage", "operation": None, "index_locked": False}
+        (run,) = reply["last_runs"]
+        assert run["source"] == MODULAR.as_posix() and run["git"] == "staged"
+        text = modwatch(repo, "status")
+        assert text.returncode == 0 and "sources:  1 modular files" in text.stdout
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_status_without_a_daemon_says_so_and_exits_3(tmp_path):
+    repo = example_repo(tmp_path)
+    done = modwatch(repo, "status")
+    assert done.returncode == 3 and "no daemon is running" in done.stderr
+
+
+def _notify_socket(tmp_path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    path = tmp_path / "notify.sock"
+    sock.bind(str(path))
+    sock.settimeout(30)
+    return sock, path
+
+
+def _next_message(sock: socket.socket, wanted: str) -> str:
+    """Read datagrams until one contains ``wanted`` (a deadline comes from the socket timeout)."""
+    while True:
+        message = sock.recv(4096).decode()
+        if wanted in message:
+            return message
+
+
+def test_sd_notify_ready_status_watchdog_reloading_stopping(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    sock, path = _notify_socket(tmp_path)
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}
+    daemon = RunningDaemon(repo, tmp_path / "daemon.log", "--debounce-ms", "20", env=env)
+    try:
+        assert _next_message(sock, "READY=1") == "READY=1"
+        assert _next_message(sock, "STATUS=").startswith("STATUS=watching 1 sources")
+        assert _next_message(sock, "WATCHDOG=1") == "WATCHDOG=1"
+        source = repo / MODULAR
+        source.write_text(source.read_text().replace("return -x", "return x + 7"))
+        status = _next_message(sock, "last run")
+        assert f"last run {MODULAR.as_posix()}: ok" in status
+        daemon.proc.send_signal(signal.SIGHUP)
+        reloading = _next_message(sock, "RELOADING=1")
+        assert "MONOTONIC_USEC=" in reloading
+        assert _next_message(sock, "READY=1") == "READY=1"
+        daemon.proc.send_signal(signal.SIGTERM)
+        assert _next_message(sock, "STOPPING=1") == "STOPPING=1"
+        assert daemon.proc.wait(timeout=30) == 0
+        assert event(daemon.log_path, "daemon.reloaded") is not None
+    finally:
+        daemon.stop()
+        sock.close()
