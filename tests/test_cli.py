@@ -163,15 +163,15 @@ def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
         source = repo / MODULAR
         source.write_text(source.read_text().replace(EDIT_OLD, EDIT_NEW))
         wait_for(lambda: "return -2 * x" in (repo / MODELING).read_text(), what="regeneration")
-        event = wait_for(
+        run = wait_for(
             lambda: event(log_path, "run.finished", source=MODULAR.as_posix()), what="event"
         )
-        assert event["outcome"] == "ok" and event["git"] == "staged"
-        outputs = event["outputs"]
+        assert run["outcome"] == "ok" and run["git"] == "staged"
+        outputs = run["outputs"]
         assert isinstance(outputs, list)
         assert {"path": MODELING.as_posix(), "status": "written"} in outputs
         assert {"path": CONFIGURATION.as_posix(), "status": "unchanged"} in outputs
-        assert isinstance(event["duration_ms"], float) and event["level"] == "info"
+        assert isinstance(run["duration_ms"], float) and run["level"] == "info"
         staged = git(repo, "diff", "--cached", "--name-only").split()
         assert MODELING.as_posix() in staged
 

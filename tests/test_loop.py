@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.helpers import MODELING, MODULAR, RunningDaemon, event, example_repo, modwatch, wait_for
 
@@ -57,7 +58,7 @@ def test_status_without_a_daemon_says_so_and_exits_3(tmp_path):
     assert done.returncode == 3 and "no daemon is running" in done.stderr
 
 
-def _notify_socket(tmp_path):
+def _notify_socket(tmp_path: Path) -> tuple[socket.socket, Path]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = tmp_path / "notify.sock"
     sock.bind(str(path))
