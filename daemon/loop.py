@@ -34,6 +34,7 @@ log = get_logger()
 SUPERVISE_INTERVAL_S = 1.0
 STUCK_BATCH_S = 60.0  # a batch running longer than this stops the watchdog pings
 COOKIE_PREFIX = ".modwatch-cookie-"
+INDEX_LOCK_HOLD_S = 60.0  # longer than any checkout; then staging itself waits and flags
 
 
 class Daemon:
@@ -53,6 +54,7 @@ class Daemon:
         self.recent: collections.deque[dict[str, object]] = collections.deque(maxlen=20)
         self.batch_started: float | None = None
         self.watcher: Watcher | None = None
+        self._identity = self._root_identity()
         self._set_filters(config)
         self.driver = BatchDriver(
             Debouncer(config.debounce_ms, config.max_wait_ms),
@@ -98,6 +100,7 @@ class Daemon:
     def _convert(self, paths: frozenset[Path]) -> None:
         if not paths:
             return
+        self._hold_while_git_works()
         sources = {p for p in paths if self.sources(p) and p.exists()}
         self.runner.learn(sources)  # new files, and new imports of edited ones
         known = sources | set(self.runner.parents)
@@ -107,6 +110,17 @@ class Daemon:
             if self._stop.is_set():
                 break  # between two atomic writes: nothing is half-written
             self._remember(self.runner.run(source))
+
+    def _hold_while_git_works(self) -> None:
+        """Rule 5: while ``index.lock`` exists git is mid-operation (a checkout rewriting
+        thousands of files); start only once it is gone, so the storm is one batch."""
+        if not self.runner.in_git or not git.index_locked(self.root):
+            return
+        log.info("batch.held", reason="index_locked")
+        deadline = time.monotonic() + INDEX_LOCK_HOLD_S
+        while git.index_locked(self.root) and time.monotonic() < deadline:
+            if self._stop.wait(0.05):
+                return
 
     def _remember(self, record: RunRecord) -> None:
         self.recent.append({**record.fields(self.root), "at": time.time()})
@@ -225,6 +239,8 @@ class Daemon:
                 self._do_reload()
             if self.watcher is None or not self.watcher.is_alive():
                 self._rearm("watcher.died")
+            elif self._root_identity() != self._identity:
+                self._rearm("watcher.root_replaced")
             if self.healthy():
                 self.notifier.watchdog()
             self._resume_deferred()
@@ -237,14 +253,28 @@ class Daemon:
         alive = self.watcher is not None and self.watcher.is_alive()
         return alive and self.driver.is_alive() and not stuck
 
+    def _root_identity(self) -> tuple[int, int] | None:
+        try:
+            st = self.root.stat()
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
     def _rearm(self, why: str) -> None:
-        """Rule 8: a dead or deaf observer is restarted and the tree reconciled."""
-        log.error(why, hint="restarting the observer and reconciling")
+        """Rule 8: a dead or deaf observer, or a replaced root, is re-armed and reconciled."""
+        log.warning(why, hint="re-arming the observer and reconciling")
         self._close_watcher()
+        self._identity = self._root_identity()
+        if self._identity is None:
+            return  # the root is gone for now; try again on the next tick
+        self.runner.reopen()
         self.watcher = self._new_watcher()
         self.watcher.start()
-        for path in scan(self.root, self.sources):
+        found = scan(self.root, self.sources)
+        self.runner.learn(found)
+        for path in found:
             self.driver.submit(path)
+        log.info("watcher.rearmed", sources=len(found))
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the configuration and rebuild the watch set."""

@@ -83,6 +83,10 @@ class Runner:
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
+        self.reopen()
+
+    def reopen(self) -> None:
+        """(Re)locate the git directory and load its ledger: after a start or a replaced root."""
         self.in_git = git.find_worktree(self.root) is not None
         ledger_path = git.git_dir(self.root) / "modwatch" / "ledger.json" if self.in_git else None
         self.ledger = Ledger.load(ledger_path)
@@ -105,7 +109,9 @@ class Runner:
         alone (a ``touch`` or ``chmod`` is not an edit), unless one of its parents changed.
         """
         changed = {p.resolve(strict=False) for p in changed}
-        direct = {p for p in changed if p in is_source and p.exists()}
+        # An empty source is a save caught between truncate and write (scenario 4): its
+        # next event brings the content.
+        direct = {p for p in changed if p in is_source and _has_content(p)}
         if skip_unchanged:
             direct = {p for p in direct if not self.unchanged_since_last_run(p)}
         foreign = {p for p in changed if p not in is_source and not self._own_write(p)}
@@ -160,7 +166,10 @@ class Runner:
             )
         result = convert(source, root=self.root, format=self.config.format)
         if isinstance(result, Failed):
-            return RunRecord(source, outcome="error", error=result.message, line=result.line)
+            reason = "parse_error" if result.message.startswith("syntax error") else None
+            return RunRecord(
+                source, outcome="error", error=result.message, line=result.line, reason=reason
+            )
         if isinstance(result, Skipped):
             return RunRecord(source, outcome="error", error=result.reason)
         return self._apply(source, result, stage=stage)
@@ -239,6 +248,13 @@ class Runner:
             log.error("run.finished", **fields)
         else:
             log.info("run.finished", **fields)
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.is_file() and path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def todo_outputs(sources: Iterable[Path]) -> set[Path]:
