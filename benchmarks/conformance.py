@@ -167,9 +167,12 @@ def _run_levels(
     levels: Sequence[Sequence[Path]], root: Path, jobs: int, *, write: bool
 ) -> dict[Path, Attempt]:
     attempts: dict[Path, Attempt] = {}
-    for level in levels:
+    start = time.perf_counter()
+    for number, level in enumerate(levels, 1):
         for attempt in _run_level(level, root, jobs):
             attempts[attempt.source] = attempt
+        elapsed = time.perf_counter() - start  # progress: a full run takes minutes
+        print(f"level {number}/{len(levels)}: {len(level)} files, {elapsed:.0f}s", file=sys.stderr)
         if write:  # all of this level on disk before the next level reads it as parents
             for path in level:
                 _write_outputs(attempts[path], root)
