@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--debounce-ms", type=int)
     _add_shared_flags(watch)
 
+    deps = subcommands.add_parser("deps", help="what a file feeds and what it depends on")
+    deps.add_argument("path", type=Path, metavar="PATH")
+    _add_shared_flags(deps)
+
     status = subcommands.add_parser("status", help="ask the running daemon what it is doing")
     status.add_argument("--repo", type=Path, default=None, help="default: the current directory")
     status.add_argument("--json", action="store_true", help="print the raw JSON reply")
@@ -159,6 +163,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         cfg = config.load(root, cli=cli_values)
         log.configure(cfg.log_format, cfg.log_level)
         return loop.watch(root, cfg)
+    if args.command == "deps":
+        root = commands.find_root([args.path])
+        cfg = config.load(root, cli=cli_values)
+        print(commands.render_deps(args.path.resolve(), root, cfg), end="")
+        return EXIT_OK
     root = commands.find_root(args.paths)
     cfg = config.load(root, cli=cli_values)
     log.configure(cfg.log_format, cfg.log_level)

@@ -14,6 +14,7 @@ from daemon import git
 from daemon.config import Config
 from daemon.converter import Converted, Failed
 from daemon.errors import DaemonError
+from daemon.graph import dependents, parent_paths, possible_outputs
 from daemon.outputs import read_text
 from daemon.runner import Runner, RunRecord, in_memory_check
 from daemon.watcher import PathFilter, scan
@@ -195,3 +196,36 @@ def render_status(reply: dict[str, object]) -> str:
                 f" (git {run.get('git')})"
             )
     return "\n".join(lines) + "\n"
+
+
+def render_deps(path: Path, root: Path, cfg: Config) -> str:
+    """``modwatch deps PATH``: the parents a file reads and every source it feeds."""
+    if not path.is_file():
+        raise DaemonError(f"{display(path)}: no such file")
+    sources = scan(root, PathFilter(root=root, include=cfg.include, exclude=cfg.exclude))
+    graph = {s: parent_paths(s, read_text(s) or "", root) for s in sources}
+    lines = [f"{display(path)}"]
+    if path in graph:
+        lines.append("  depends on:")
+        lines.extend(
+            f"    {display(p)}" + ("" if p.exists() else "  (missing)") for p in graph[path]
+        )
+        changed = possible_outputs(path)
+    else:
+        changed = {path}
+    fed = dependents(graph, changed)
+    fed.discard(path)
+    ordered = [p for p in _in_order(fed) if p in fed]
+    lines.append(f"  feeds ({len(ordered)}, in conversion order):")
+    lines.extend(f"    {display(p)}" for p in ordered)
+    return "\n".join(lines) + "\n"
+
+
+def _in_order(paths: set[Path]) -> list[Path]:
+    from daemon.converter.order import dependency_levels
+
+    texts = {p: read_text(p) or "" for p in paths}
+    try:
+        return [p for level in dependency_levels(texts) for p in level]
+    except DaemonError:
+        return sorted(paths)

@@ -217,3 +217,21 @@ def test_watch_without_modular_files_runs_the_bundled_example(tmp_path):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
     shutil.rmtree(source.parents[5], ignore_errors=True)
+
+
+def test_deps_lists_parents_and_transitive_dependents(tmp_path):
+    repo = example_repo(tmp_path)
+    nova = repo / "src/zoo/models/nova/modular_nova.py"
+    nova.parent.mkdir()
+    nova.write_text(
+        "from ..orbit.modeling_orbit import OrbitModel\n\n\nclass NovaModel(OrbitModel):\n    pass\n"
+    )
+    done = modwatch(repo, "deps", "src/zoo/models/zeta/modeling_zeta.py")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == [
+        "  feeds (2, in conversion order):",
+        "    src/zoo/models/orbit/modular_orbit.py",
+        "    src/zoo/models/nova/modular_nova.py",
+    ]
+    done = modwatch(repo, "deps", "src/zoo/models/nova/modular_nova.py")
+    assert "  depends on:\n    src/zoo/models/orbit/modeling_orbit.py  (missing)\n" in done.stdout
