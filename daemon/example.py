@@ -29,22 +29,26 @@ def example_dir() -> Path:
     raise FileNotFoundError("the bundled example is missing from this installation")
 
 
-def bootstrap(cwd: Path) -> Path:
-    """Copy the example into a new temporary git repository, generate and commit its outputs.
-
-    The copy keeps the bundled example clean; the user edits the copy.
-    """
-    dest = Path(tempfile.mkdtemp(prefix="modwatch-example-")) / "zoo"
+def create(dest: Path) -> Path:
+    """Copy the example to ``dest``, make it a git repository, generate and commit outputs."""
     shutil.copytree(example_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     git.init_repo(dest)
     git.commit_all(dest, "modwatch example: hand-written zeta model and modular orbit model")
-    config = Config(git_mode="off")
-    runner = Runner(dest, config)
+    runner = Runner(dest, Config(git_mode="off"))
     sources = scan(dest, PathFilter(root=dest))
     runner.learn(sources)
     for source in runner.affected(sources, set(sources)):
         runner.run(source)
     git.commit_all(dest, "modwatch example: generated files")
+    return dest
+
+
+def bootstrap(cwd: Path) -> Path:
+    """Copy the example into a new temporary git repository and say where it is.
+
+    The copy keeps the bundled example clean; the user edits the copy.
+    """
+    dest = create(Path(tempfile.mkdtemp(prefix="modwatch-example-")) / "zoo")
     print(
         f"modwatch: no modular files under {cwd}; watching the bundled example instead.\n"
         f"  repository: {dest}\n"

@@ -98,29 +98,37 @@ class Daemon:
         self.notifier.status(self.summary())
 
     def _convert(self, paths: frozenset[Path]) -> None:
-        if not paths:
-            return
-        self._hold_while_git_works()
-        sources = {p for p in paths if self.sources(p) and p.exists()}
-        self.runner.learn(sources)  # new files, and new imports of edited ones
-        known = sources | set(self.runner.parents)
-        todo = self.runner.affected(paths, known, skip_unchanged=True)
+        todo = self._affected(paths)
+        if not todo:
+            return  # the echo of our own writes, a touch, noise: no git, no work
+        if self._hold_while_git_works():
+            todo = self._affected(paths)  # what git left behind is what counts
         log.debug("batch.started", paths=len(paths), sources=len(todo))
         for source in todo:
             if self._stop.is_set():
                 break  # between two atomic writes: nothing is half-written
             self._remember(self.runner.run(source))
 
-    def _hold_while_git_works(self) -> None:
+    def _affected(self, paths: frozenset[Path]) -> list[Path]:
+        sources = {p for p in paths if self.sources(p) and p.exists()}
+        self.runner.learn(sources)  # new files, and new imports of edited ones
+        known = sources | set(self.runner.parents)
+        return self.runner.affected(paths, known, skip_unchanged=True)
+
+    def _hold_while_git_works(self) -> bool:
         """Rule 5: while ``index.lock`` exists git is mid-operation (a checkout rewriting
-        thousands of files); start only once it is gone, so the storm is one batch."""
-        if not self.runner.in_git or not git.index_locked(self.root):
-            return
+        thousands of files); start only once it is gone, so the storm is one batch.
+
+        Returns True when it had to wait."""
+        lock = self.runner.index_lock
+        if lock is None or not lock.exists():
+            return False
         log.info("batch.held", reason="index_locked")
         deadline = time.monotonic() + INDEX_LOCK_HOLD_S
-        while git.index_locked(self.root) and time.monotonic() < deadline:
+        while lock.exists() and time.monotonic() < deadline:
             if self._stop.wait(0.05):
-                return
+                break
+        return True
 
     def _remember(self, record: RunRecord) -> None:
         self.recent.append({**record.fields(self.root), "at": time.time()})
@@ -227,7 +235,7 @@ class Daemon:
         log.info("daemon.stopped")
 
     def _new_watcher(self) -> Watcher:
-        return Watcher(self.root, self._wants, self.driver.submit)  # type: ignore[arg-type]
+        return Watcher(self.root, self._wants, self.driver.submit)
 
     def _close_watcher(self) -> None:
         if self.watcher is not None:

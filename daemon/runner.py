@@ -80,6 +80,7 @@ class Runner:
     deferred: set[Path] = field(default_factory=set, init=False)
     flagged: dict[str, str] = field(default_factory=dict, init=False)
     in_git: bool = field(init=False)
+    index_lock: Path | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -90,6 +91,8 @@ class Runner:
         self.in_git = git.find_worktree(self.root) is not None
         ledger_path = git.git_dir(self.root) / "modwatch" / "ledger.json" if self.in_git else None
         self.ledger = Ledger.load(ledger_path)
+        # Resolved once: a stat per batch instead of a git process (linked worktrees differ).
+        self.index_lock = git.git_path(self.root, "index.lock") if self.in_git else None
 
     # -- the dependency graph -------------------------------------------------------------
 
