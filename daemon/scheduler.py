@@ -167,6 +167,12 @@ class BatchDriver:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    @property
+    def pending(self) -> frozenset[Path]:
+        """The paths submitted and not yet handed to ``on_batch`` (for status reports)."""
+        with self._cond:
+            return self._debouncer.pending
+
     def is_alive(self) -> bool:
         """Whether the driver thread is running (for supervision)."""
         return self._thread.is_alive()

@@ -172,19 +172,27 @@ class PathFilter:
         return any(match_glob(g, pre) for g in self._exclude for pre in prefixes)
 
 
-def scan(root: Path, path_filter: PathFilter) -> list[Path]:
+def _ignored_dir_name(path: Path) -> bool:
+    return path.name in IGNORED_DIRS
+
+
+def scan(root: Path, path_filter: Callable[[Path], bool]) -> list[Path]:
     """Return the matching files below ``root`` (sorted), not descending into ignored dirs.
 
-    ``root`` may be a subdirectory of ``path_filter.root`` (a newly created model directory).
-    Directories that vanish mid-walk are skipped: os.walk ignores their errors.
+    ``root`` may be a subdirectory of a PathFilter's root (a newly created model directory).
+    Any other predicate gets only the built-in directory pruning. Directories that vanish
+    mid-walk are skipped: os.walk ignores their errors.
     """
-    if path_filter.ignores_dir(root):
+    prune: Callable[[Path], bool] = _ignored_dir_name
+    if isinstance(path_filter, PathFilter):
+        prune = path_filter.ignores_dir
+    if prune(root):
         return []
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         # In-place pruning keeps os.walk out of .git/, .venv/ etc. (rule 10).
-        dirnames[:] = [d for d in dirnames if not path_filter.ignores_dir(here / d)]
+        dirnames[:] = [d for d in dirnames if not prune(here / d)]
         found.extend(here / f for f in filenames if path_filter(here / f))
     return sorted(found)
 
@@ -194,13 +202,14 @@ class _Handler(FileSystemEventHandler):
 
     def __init__(
         self,
-        path_filter: PathFilter,
+        path_filter: Callable[[Path], bool],
         submit: Callable[[Path], None],
         on_error: Callable[[BaseException], None],
     ) -> None:
         self._filter = path_filter
         self._submit = submit
         self._on_error = on_error
+        self.closes_follow_writes = False  # set by Watcher.start once the observer is known
 
     def dispatch(self, event: FileSystemEvent) -> None:
         # watchdog calls handlers unguarded: one exception here ends the observer thread while
@@ -215,6 +224,10 @@ class _Handler(FileSystemEventHandler):
 
     def _route(self, event: FileSystemEvent) -> None:
         if event.event_type not in _WRITE_TYPES:  # opened, closed_no_write, attrib: no content
+            return
+        if event.event_type == "modified" and self.closes_follow_writes:
+            # inotify reports IN_CLOSE_WRITE for every fd that was open for writing, so a
+            # modify is only "still being written": wait for the close (scenarios 4, 6).
             return
         src = Path(os.fsdecode(event.src_path))
         dest = Path(os.fsdecode(event.dest_path)) if event.dest_path else None
@@ -246,26 +259,31 @@ class Watcher:
 
     Args:
         root: the directory to watch, recursively.
-        path_filter: decides which paths are submitted.
+        path_filter: decides which paths are submitted (a PathFilter, or any predicate).
         submit: receives each matching path (created, modified, closed, moved either way,
             deleted, or found in a new directory).
         on_error: receives exceptions raised while handling an event.
         observer_factory: builds the observer; pass ``PollingObserver`` where inotify is
             unavailable or in tests that need it.
+        hold_open_writes: with inotify, submit a written file on its close, not on each
+            modify, so half-written content never reaches a batch. Observers without close
+            events always submit on modify.
     """
 
     def __init__(
         self,
         root: Path,
-        path_filter: PathFilter,
+        path_filter: Callable[[Path], bool],
         submit: Callable[[Path], None],
         *,
         on_error: Callable[[BaseException], None] = _report,
         observer_factory: Callable[[], ObserverLike] = Observer,
+        hold_open_writes: bool = True,
     ) -> None:
         self.root = root
         self._handler = _Handler(path_filter, submit, on_error)
         self._factory = observer_factory
+        self._hold_open_writes = hold_open_writes
         self._observer: ObserverLike | None = None
 
     def start(self) -> None:
@@ -288,6 +306,7 @@ class Watcher:
             # The inotify observer opens its fd (and starts a reader thread) in __init__,
             # so it is built here, not in Watcher.__init__, and torn down on failure.
             observer = self._factory()
+            self._handler.closes_follow_writes = self._hold_open_writes and _emits_closes(observer)
             observer.schedule(
                 self._handler, str(self.root), recursive=True, event_filter=_EVENT_TYPES
             )
@@ -336,6 +355,11 @@ class Watcher:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _emits_closes(observer: ObserverLike) -> bool:
+    """Whether the observer reports closes of written files (only inotify does)."""
+    return type(observer).__module__ == "watchdog.observers.inotify"
 
 
 _LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}

@@ -146,6 +146,17 @@ def test_driver_coalesces_submits_and_flush_delivers_them_once():
         assert batches.queue.empty()
 
 
+def test_pending_shows_what_is_waiting():
+    """pending lists submitted paths until their batch is delivered."""
+    batches = Batches()
+    with BatchDriver(Debouncer(quiet_ms=60_000, max_wait_ms=60_000), batches) as driver:
+        driver.submit(A)
+        driver.submit(B)
+        assert driver.pending == {A, B}
+        assert driver.flush(timeout=WAIT)
+        assert driver.pending == frozenset()
+
+
 def test_flush_with_nothing_pending_does_not_call_on_batch():
     """An empty flush returns True without an empty batch."""
     batches = Batches()

@@ -20,6 +20,7 @@ from watchdog.events import (
     FileClosedNoWriteEvent,
     FileCreatedEvent,
     FileDeletedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileOpenedEvent,
     FileSystemEvent,
@@ -183,6 +184,12 @@ def test_scan_of_a_subdirectory_uses_the_filter_root(tmp_path):
     assert scan(tmp_path / ".git", PathFilter(tmp_path)) == []
 
 
+def test_scan_accepts_any_predicate_and_still_prunes_noise_dirs(tmp_path):
+    """A plain callable filter gets the built-in pruning of .git, .venv and friends."""
+    make_tree(tmp_path, "a/modular_a.py", ".venv/modular_v.py", "b/.git/modular_g.py")
+    assert scan(tmp_path, lambda p: p.suffix == ".py") == [tmp_path / "a/modular_a.py"]
+
+
 # --- the handler, behind a fake observer --------------------------------------------------
 
 
@@ -247,9 +254,10 @@ def test_content_free_events_are_not_submitted(fake, tmp_path):
         observer.dispatch(event)
     observer.dispatch(DirModifiedEvent(str(tmp_path)))
     observer.dispatch(FileCreatedEvent(path))
+    observer.dispatch(FileModifiedEvent(path))  # this observer reports no closes: a write
     observer.dispatch(FileDeletedEvent(path))
     observer.dispatch(FileCreatedEvent(os.fsencode(path)))  # bytes paths are decoded
-    assert submitted == [Path(path)] * 3
+    assert submitted == [Path(path)] * 4
 
 
 def test_created_directory_is_scanned(fake, tmp_path):
@@ -417,6 +425,33 @@ def test_editor_save_submits_only_the_real_path(watching, root, save: Callable[[
     assert target.read_text() == "a = 2\n"
 
 
+def test_a_file_still_open_for_writing_is_submitted_only_on_close(watching, root):
+    """A slow writer's partial content is never submitted; its close is (scenarios 4, 6)."""
+    _, recorder, _ = watching
+    target = root / "modular_x.py"
+    target.write_text("a = 1\n")
+    recorder.sync(root)
+    recorder.clear()
+    with open(target, "w") as f:  # truncates: an empty window
+        f.write("a = ")
+        f.flush()
+        assert recorder.sync(root) == []
+        f.write("2\n")
+    assert recorder.sync(root) == [target]
+
+
+def test_hold_open_writes_can_be_turned_off(root):
+    """With hold_open_writes=False every modify is submitted, as with polling."""
+    target = root / "modular_x.py"
+    target.write_text("")
+    recorder = Recorder()
+    with Watcher(root, PathFilter(root), recorder, hold_open_writes=False), open(target, "w") as f:
+        f.write("a = ")
+        f.flush()
+        # truncate and write are two modifies; watchdog merges them only if still queued
+        assert set(recorder.sync(root)) == {target}
+
+
 def test_new_model_directory_after_start_is_seen(watching, root):
     """A directory tree created after start is watched and its modular file submitted (28)."""
     _, recorder, _ = watching
@@ -516,7 +551,10 @@ def test_polling_observer_can_be_injected(root):
     """observer_factory swaps inotify for polling, e.g. where inotify is unavailable."""
     recorder = Recorder()
     factory = lambda: PollingObserver(timeout=0.05)  # noqa: E731
+    target = root / "modular_x.py"
+    target.write_text("a = 1\n")
     with Watcher(root, PathFilter(root), recorder, observer_factory=factory) as watcher:
         assert watcher.is_alive()
-        recorder.sync(root)
+        target.write_text("a = 22\n")  # polling sees no closes: the modify itself counts
+        assert target in recorder.sync(root)
     assert not watcher.is_alive()
