@@ -224,7 +224,8 @@ def test_deps_lists_parents_and_transitive_dependents(tmp_path):
     nova = repo / "src/zoo/models/nova/modular_nova.py"
     nova.parent.mkdir()
     nova.write_text(
-        "from ..orbit.modeling_orbit import OrbitModel\n\n\nclass NovaModel(OrbitModel):\n    pass\n"
+        "from ..orbit.modeling_orbit import OrbitModel\n\n\n"
+        "class NovaModel(OrbitModel):\n    pass\n"
     )
     done = modwatch(repo, "deps", "src/zoo/models/zeta/modeling_zeta.py")
     assert done.returncode == 0, done.stderr
