@@ -34,6 +34,7 @@ log = get_logger()
 SUPERVISE_INTERVAL_S = 1.0
 STUCK_BATCH_S = 60.0  # a batch running longer than this stops the watchdog pings
 COOKIE_PREFIX = ".modwatch-cookie-"
+RESCAN_INTERVAL_S = 300.0  # rule 8: reconcile periodically, events can be lost silently
 INDEX_LOCK_HOLD_S = 60.0  # longer than any checkout; then staging itself waits and flags
 
 
@@ -47,6 +48,8 @@ class Daemon:
         self.runner = Runner(root, config)
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._reconcile_wanted = threading.Event()
+        self._last_reconcile = time.monotonic()
         self._batches = itertools.count(1)
         self._cookies = itertools.count(1)
         self._waiting: dict[Path, threading.Event] = {}
@@ -91,7 +94,10 @@ class Daemon:
         self.batch_started = time.monotonic()
         try:
             with structlog.contextvars.bound_contextvars(batch=batch):
-                self._convert(paths)
+                try:
+                    self._convert(paths)
+                except Exception as exc:  # habit 1: per batch, log and carry on
+                    log.error("batch.failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         finally:
             self.batch_started = None
             self._release_cookies(cookies)
@@ -235,7 +241,22 @@ class Daemon:
         log.info("daemon.stopped")
 
     def _new_watcher(self) -> Watcher:
-        return Watcher(self.root, self._wants, self.driver.submit)
+        return Watcher(self.root, self._wants, self.driver.submit, on_overflow=self._overflowed)
+
+    def _overflowed(self) -> None:
+        """Called on watchdog's thread: the main loop reconciles (rule 8)."""
+        self._reconcile_wanted.set()
+
+    def full_reconcile(self, why: str) -> None:
+        """Submit every source and parent: each is re-read and compared by content hash,
+        so only what really changed while events were lost is converted."""
+        found = scan(self.root, self.sources)
+        self.runner.learn(found)
+        parents = {p for ps in self.runner.parents.values() for p in ps if p.exists()}
+        for path in (*found, *sorted(parents)):
+            self.driver.submit(path)
+        self._last_reconcile = time.monotonic()
+        log.info("daemon.reconcile", reason=why, sources=len(found), parents=len(parents))
 
     def _close_watcher(self) -> None:
         if self.watcher is not None:
@@ -249,6 +270,11 @@ class Daemon:
                 self._rearm("watcher.died")
             elif self._root_identity() != self._identity:
                 self._rearm("watcher.root_replaced")
+            if self._reconcile_wanted.is_set():
+                self._reconcile_wanted.clear()
+                self.full_reconcile("overflow")
+            elif time.monotonic() - self._last_reconcile > RESCAN_INTERVAL_S:
+                self.full_reconcile("periodic")
             if self.healthy():
                 self.notifier.watchdog()
             self._resume_deferred()
@@ -278,11 +304,8 @@ class Daemon:
         self.runner.reopen()
         self.watcher = self._new_watcher()
         self.watcher.start()
-        found = scan(self.root, self.sources)
-        self.runner.learn(found)
-        for path in found:
-            self.driver.submit(path)
-        log.info("watcher.rearmed", sources=len(found))
+        log.info("watcher.rearmed")
+        self.full_reconcile(why)
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the configuration and rebuild the watch set."""

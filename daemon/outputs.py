@@ -110,6 +110,7 @@ class Ledger:
     path: Path | None
     outputs: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    parents: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path | None) -> Ledger:
@@ -118,7 +119,12 @@ class Ledger:
             return cls(None)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(path, dict(data.get("outputs", {})), dict(data.get("sources", {})))
+            return cls(
+                path,
+                dict(data.get("outputs", {})),
+                dict(data.get("sources", {})),
+                dict(data.get("parents", {})),
+            )
         except (OSError, ValueError, AttributeError):
             return cls(path)
 
@@ -126,5 +132,7 @@ class Ledger:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"outputs": self.outputs, "sources": self.sources}, indent=1)
+        text = json.dumps(
+            {"outputs": self.outputs, "sources": self.sources, "parents": self.parents}, indent=1
+        )
         atomic_write(self.path, text + "\n", check_python=False)

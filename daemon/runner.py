@@ -117,7 +117,7 @@ class Runner:
         direct = {p for p in changed if p in is_source and _has_content(p)}
         if skip_unchanged:
             direct = {p for p in direct if not self.unchanged_since_last_run(p)}
-        foreign = {p for p in changed if p not in is_source and not self._own_write(p)}
+        foreign = {p for p in changed if p not in is_source and not self._seen_as_is(p)}
         todo = direct | dependents(self.parents, foreign | todo_outputs(direct))
         todo = {p for p in todo if p.exists()}
         texts = {p: read_text(p) or "" for p in todo}
@@ -126,11 +126,15 @@ class Runner:
         except DaemonError:
             return sorted(todo)  # a cycle: convert anyway, each file reports its own errors
 
-    def _own_write(self, path: Path) -> bool:
-        """Rule 7: an event on a file whose content is what we wrote is our own echo."""
+    def _seen_as_is(self, path: Path) -> bool:
+        """An event on a file whose content is what we wrote (rule 7: our own echo) or what
+        we last converted against (a touched parent) changes nothing."""
         text = read_text(path)
-        recorded = self.ledger.outputs.get(_rel(path, self.root))
-        return text is not None and recorded == digest(text)
+        if text is None:
+            return False
+        key = _rel(path, self.root)
+        known = {self.ledger.outputs.get(key), self.ledger.parents.get(key)}
+        return digest(text) in known
 
     def unchanged_since_last_run(self, source: Path) -> bool:
         text = read_text(source)
@@ -185,7 +189,7 @@ class Runner:
                 records.append(OutputRecord(output.path, self._write(output).value))
             except DaemonError as exc:
                 return RunRecord(source, tuple(records), outcome="error", error=str(exc))
-        self._remember_source(source)
+        self._remember_source(source, result.parents)
         self.ledger.save()
         written = [r.path for r in records if r.status == Decision.WRITE.value]
         hand_edited = [r.path for r in records if r.status == Decision.HAND_EDITED.value]
@@ -227,10 +231,14 @@ class Runner:
         atomic_write(keep, text, check_python=False)
         log.warning("output.hand_edit_kept", path=_rel(path, self.root), copy=str(keep))
 
-    def _remember_source(self, source: Path) -> None:
+    def _remember_source(self, source: Path, parents: Iterable[Path]) -> None:
         text = read_text(source)
         if text is not None:
             self.ledger.sources[_rel(source, self.root)] = digest(text)
+        for parent in parents:
+            parent_text = read_text(parent)
+            if parent_text is not None:
+                self.ledger.parents[_rel(parent, self.root)] = digest(parent_text)
 
     def _publish(self, source: Path, written: list[Path]) -> tuple[str, str | None]:
         """Stage or flag what this run wrote, per ``git.mode``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import logging
 import os
 import re
 import threading
@@ -279,12 +280,14 @@ class Watcher:
         on_error: Callable[[BaseException], None] = _report,
         observer_factory: Callable[[], ObserverLike] = Observer,
         hold_open_writes: bool = True,
+        on_overflow: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
         self._handler = _Handler(path_filter, submit, on_error)
         self._factory = observer_factory
         self._hold_open_writes = hold_open_writes
         self._observer: ObserverLike | None = None
+        self._overflow = _OverflowHook(on_overflow) if on_overflow is not None else None
 
     def start(self) -> None:
         """Arm the watches and start the observer.
@@ -311,6 +314,8 @@ class Watcher:
                 self._handler, str(self.root), recursive=True, event_filter=_EVENT_TYPES
             )
             observer.start()
+            if self._overflow is not None:
+                self._overflow.install()
         except BaseException as exc:
             if observer is not None:
                 observer.stop()
@@ -322,6 +327,8 @@ class Watcher:
     def stop(self) -> None:
         """Stop the observer and join its threads; safe to call twice."""
         observer, self._observer = self._observer, None
+        if self._overflow is not None:
+            self._overflow.remove()
         if observer is not None:
             observer.stop()
             observer.join()
@@ -355,6 +362,35 @@ class Watcher:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class _OverflowHook(logging.Handler):
+    """Rule 8: watchdog only *logs* an inotify queue overflow; turn that record into a call.
+
+    Lost events cannot be replayed, so the caller reconciles by content hash instead.
+    """
+
+    LOGGER = "watchdog.observers.inotify_c"
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if str(record.msg).startswith("Inotify queue overflowed"):
+            try:
+                self._on_overflow()
+            except Exception:
+                _log.exception("watcher.on_overflow_failed")
+
+    def install(self) -> None:
+        logger = logging.getLogger(self.LOGGER)
+        logger.addHandler(self)
+        if logger.getEffectiveLevel() > logging.WARNING:
+            logger.setLevel(logging.WARNING)  # log.py quiets watchdog; overflows must still arrive
+
+    def remove(self) -> None:
+        logging.getLogger(self.LOGGER).removeHandler(self)
 
 
 def _emits_closes(observer: ObserverLike) -> bool:

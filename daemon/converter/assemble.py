@@ -6,7 +6,6 @@ banner; the pipeline adds banner and formatting.
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from daemon.converter.imports import (
     guard_torch,
     select_imports,
 )
-from daemon.converter.inventory import Inventory, TopNode, gather_inventory
+from daemon.converter.inventory import TopNode, gather_inventory
 from daemon.converter.layout import (
     OutputFile,
     class_closure,
@@ -41,49 +40,13 @@ from daemon.converter.parents import (
     pull_imported,
     read_parents,
 )
-from daemon.converter.resolve import dotted_name, gather_model_imports
 from daemon.converter.rename import rename_docs
+from daemon.converter.resolve import dotted_name, gather_model_imports
 from daemon.converter.supercall import UnrollError
+from daemon.converter.trailers import FILE_ORDER, Trailers, gather_trailers, route
 from daemon.errors import ConvertError
 
-# R-IO-3: routing suffixes; the longest matching key wins.
-ROUTES = {
-    "Config": "configuration",
-    "Tokenizer": "tokenization",
-    "Processor": "processing",
-    "ProcessorKwargs": "processing",
-    "ImagesKwargs": "processing",
-    "VideosKwargs": "processing",
-    "TextKwargs": "processing",
-    "ImageProcessor": "image_processing",
-    "ImageProcessorKwargs": "image_processing",
-    "ImageProcessorPil": "image_processing_pil",
-    "VideoProcessor": "video_processing",
-    "VideoProcessorInitKwargs": "video_processing",
-    "VideoProcessorKwargs": "video_processing",
-    "FeatureExtractor": "feature_extraction",
-}
-_ROUTE_KEYS = sorted(ROUTES, key=len, reverse=True)
-_FILE_ORDER = (
-    "modeling",
-    "configuration",
-    "tokenization",
-    "processing",
-    "image_processing",
-    "image_processing_pil",
-    "video_processing",
-    "feature_extraction",
-)
 _PIL_SKIP = ("image_processing_backends", "image_processing_utils", "image_processing_outputs")
-
-
-def route(name: str, cased: str) -> str:
-    """R-IO-3: the file type of a class name for a child whose cased name is ``cased``."""
-    stripped = name.replace(cased, "") if cased else name
-    for key in _ROUTE_KEYS:
-        if stripped.endswith(key):
-            return ROUTES[key]
-    return "modeling"
 
 
 class Conversion:
@@ -126,31 +89,31 @@ class Conversion:
 
     def _gather(self) -> None:
         self.cased = self.casing.cased(self.model)
-        self.imports = gather_model_imports(self.module, self.source)
+        self.imports = gather_model_imports(self.module, self.source, self._positions)
         self.inventory = gather_inventory(self.module, modular=True)
         self._check_bases()
         read = read_parents(self.imports, source=self.source, root=self.root, overlay=self.overlay)
-        self.parent_paths = tuple(path for path, _, _ in read.values())
-        texts = {name: text for name, (_, text, _) in read.items()}
+        self.parent_paths = tuple(path for path, _ in read.values())
+        texts = {name: text for name, (_, text) in read.items()}
         targets, warnings = choose_targets(
             self.inventory.classes, self.imports, texts, model=self.model, casing=self.casing
         )
         self.warnings += warnings
         self.parents: dict[str, Parent] = {}
-        for name, (path, text, parsed) in read.items():
+        for name, (path, text) in read.items():
             self.parents[name] = build_parent(
                 self.imports.parents[name],
                 path,
                 text,
-                parsed,
                 target=targets[name],
                 model=self.model,
                 casing=self.casing,
             )
-        self.space: ModularSpace = pull_imported(self.inventory, self.imports, self.parents)
         for parent in self.parents.values():
             overlay_modular(self.inventory, parent)
+            parent.namespace.freeze()
             self.siblings.setdefault(parent.file_type, set()).update(parent.siblings)
+        self.space: ModularSpace = pull_imported(self.inventory, self.imports, self.parents)
 
     def _check_bases(self) -> None:
         """R-ERR-1: at most one model-specific base per class."""
@@ -262,56 +225,12 @@ class Conversion:
 
     # -- P10: trailers --------------------------------------------------------------------
 
-    def _trailers(self) -> dict[str, list[cst.SimpleStatementLine]]:
-        trailers: dict[str, list[cst.SimpleStatementLine]] = {}
-        getattr_node = self.inventory.getattr_node
-        if getattr_node is not None:
-            kind, node = self._getattr_trailer(getattr_node)
-            trailers.setdefault(kind, []).append(node)
-        all_node = self.inventory.all_node
-        if all_node is not None:
-            for kind, node in self._all_trailers(all_node).items():
-                trailers.setdefault(kind, []).append(node)
-        return trailers
-
-    def _getattr_trailer(
-        self, node: cst.SimpleStatementLine
-    ) -> tuple[str, cst.SimpleStatementLine]:
-        """R-TOP-13: routed by its first string key, the last argument's comma removed."""
-        assign = node.body[0]
-        assert isinstance(assign, cst.Assign)
-        value = assign.value
-        if isinstance(value, cst.Call) and value.args:
-            last = value.args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
-            value = value.with_changes(args=[*value.args[:-1], last])
-            node = node.with_changes(body=[assign.with_changes(value=value)])
-        first = next(iter(_strings(assign.value)), None)
-        kind = route(first, self.cased) if first is not None else "processing"
-        return kind, node
-
-    def _all_trailers(self, node: cst.SimpleStatementLine) -> dict[str, cst.SimpleStatementLine]:
-        """R-TOP-14: one single-line ``__all__`` per file type, the original tokens in order."""
-        assign = node.body[0]
-        assert isinstance(assign, cst.Assign)
-        if not isinstance(assign.value, cst.List):
-            return {}
-        tokens: dict[str, list[str]] = {}
-        for element in assign.value.elements:
-            if isinstance(element.value, cst.SimpleString):
-                value = element.value.evaluated_value
-                if isinstance(value, str):
-                    kind = route(value, self.cased)
-                    tokens.setdefault(kind, []).append(element.value.value)
-        rebuilt = {}
-        for kind, strings in tokens.items():
-            value = cst.List([cst.Element(cst.SimpleString(token)) for token in strings])
-            rebuilt[kind] = node.with_changes(body=[assign.with_changes(value=value)])
-        return rebuilt
+    def _trailers(self) -> Trailers:
+        return gather_trailers(self.inventory, self.cased)
 
     # -- P11: imports ---------------------------------------------------------------------
 
     def _pool(self) -> list[PoolEntry]:
-        modular: list[PoolEntry] = [*self.inventory.imports]
         modular = _in_source_order(self.inventory.imports, self.inventory.guarded, self.module)
         parents = [
             _in_source_order(p.inventory.imports, p.inventory.guarded, p.module)
@@ -319,7 +238,7 @@ class Conversion:
         ]
         return build_pool(modular, self.cross_file, parents)
 
-    def _copy_into_pil(self, pool: Sequence[PoolEntry], trailers: Mapping[str, list]) -> None:
+    def _copy_into_pil(self, pool: Sequence[PoolEntry], trailers: Trailers) -> None:
         """R-IMP-5: image-processing nodes imported by the PIL file are copied into it."""
         if "image_processing" not in self.files or "image_processing_pil" not in self.files:
             return
@@ -360,7 +279,7 @@ class Conversion:
         self._copy_into_pil(pool, trailers)
         kinds = set(self.files) | set(trailers)
         texts: dict[str, str] = {}
-        for kind in sorted(kinds, key=_FILE_ORDER.index):
+        for kind in sorted(kinds, key=FILE_ORDER.index):
             file = self._file(kind)
             nodes: list[TopNode] = [node for _, node in file.ordered()]
             tail = trailers.get(kind, [])
@@ -375,23 +294,6 @@ class Conversion:
             )
             texts[kind] = module.code
         return texts
-
-
-def _strings(node: cst.CSTNode) -> list[str]:
-    """The evaluated plain string literals inside ``node``, in source order."""
-    found: list[str] = []
-
-    class _Strings(cst.CSTVisitor):
-        def visit_SimpleString(self, string: cst.SimpleString) -> None:
-            try:
-                value = ast.literal_eval(string.value)
-            except (ValueError, SyntaxError):
-                return
-            if isinstance(value, str):
-                found.append(value)
-
-    node.visit(_Strings())
-    return found
 
 
 def _in_source_order(

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import libcst as cst
-from libcst.metadata import GlobalScope, ImportAssignment, MetadataWrapper, ScopeProvider
+from libcst.metadata import ImportAssignment, MetadataWrapper, ScopeProvider
 
-from daemon.converter.inventory import code_of, is_import_line
+from daemon.converter.inventory import TopNode, code_of, is_import_line
 from daemon.converter.resolve import dotted_name
 
 PoolEntry = cst.SimpleStatementLine | cst.If
@@ -37,16 +37,16 @@ def build_pool(
     return pool
 
 
-def used_import_names(
-    pool: Sequence[PoolEntry], nodes: Sequence[cst.BaseStatement]
-) -> set[str]:
+def used_import_names(pool: Sequence[PoolEntry], nodes: Sequence[PoolEntry | TopNode]) -> set[str]:
     """R-IMP-2 step 1: bound import names with a reference in pool + nodes."""
     module = cst.Module(body=[*pool, *nodes])
-    scopes = MetadataWrapper(module).resolve(ScopeProvider)
+    # No defensive deep copy: only names are read back, and a node object appearing twice
+    # (an `elif` also entered on its own) only adds references.
+    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
     used: set[str] = set()
-    for scope in set(scopes.values()):
-        if not isinstance(scope, GlobalScope):
-            continue
+    # Every scope counts: a referenced function-local import of a name keeps the module-level
+    # import of that name alive, and ruff's F811 fix then deletes the local one (mask2former).
+    for scope in {scope for scope in scopes.values() if scope is not None}:
         for assignment in scope.assignments:
             if isinstance(assignment, ImportAssignment) and assignment.references:
                 used.add(assignment.name)
@@ -99,7 +99,7 @@ class _Selector:
     def guarded(self, block: cst.If, emitted: list[cst.BaseStatement]) -> cst.If | None:
         """R-IMP-2 step 3: filter the body; skip statements an earlier block already holds."""
         body: list[cst.BaseStatement] = []
-        for statement in block.body.body:
+        for statement in _block_statements(block):
             if any(statement.deep_equals(done) for done in emitted):
                 continue
             if is_import_line(statement):
@@ -112,11 +112,13 @@ class _Selector:
         if not body:
             return None
         emitted.extend(body)
-        return block.with_changes(body=block.body.with_changes(body=body))
+        if isinstance(block.body, cst.IndentedBlock):
+            return block.with_changes(body=block.body.with_changes(body=body))
+        return block.with_changes(body=cst.IndentedBlock(body=body))  # ruff splits it anyway
 
 
 def select_imports(
-    pool: Sequence[PoolEntry], nodes: Sequence[cst.BaseStatement], defined: set[str]
+    pool: Sequence[PoolEntry], nodes: Sequence[PoolEntry | TopNode], defined: set[str]
 ) -> list[PoolEntry]:
     """R-IMP-2: the import statements one output keeps, plain lines first.
 
@@ -128,18 +130,28 @@ def select_imports(
     selector = _Selector(used_import_names(pool, nodes) - defined)
     plain: list[PoolEntry] = []
     guarded: list[PoolEntry] = []
+    emitted: list[cst.BaseStatement] = []
+    # The first binding in pool order wins, whether plain or guarded (a modular guarded
+    # `import torch` beats a parent's plain one); only the output puts plain lines first.
     for entry in pool:
         if isinstance(entry, cst.SimpleStatementLine):
             line = selector.line(entry)
             if line is not None:
                 plain.append(line)
-    emitted: list[cst.BaseStatement] = []
-    for entry in pool:
-        if isinstance(entry, cst.If):
+        else:
             block = selector.guarded(entry, emitted)
             if block is not None:
                 guarded.append(block)
     return [*plain, *guarded]
+
+
+def _block_statements(block: cst.If) -> list[cst.BaseStatement]:
+    """The statements of a guarded block's body (a one-line suite counts as one line)."""
+    body = block.body
+    if isinstance(body, cst.IndentedBlock):
+        return list(body.body)
+    assert isinstance(body, cst.SimpleStatementSuite)
+    return [cst.SimpleStatementLine(body=body.body)]
 
 
 def _guard(name: str, statements: list[cst.BaseStatement]) -> cst.If:
@@ -181,9 +193,9 @@ def guard_torch(imports: Sequence[PoolEntry]) -> list[PoolEntry]:
         text = code_of(entry).strip()
         if isinstance(entry, cst.If):
             if entry.orelse is None and "is_torch_available()" in text:
-                torch.extend(entry.body.body)
+                torch.extend(_block_statements(entry))
             elif "is_torchvision_available()" in text:
-                vision.extend(entry.body.body)
+                vision.extend(_block_statements(entry))
             else:
                 rest.append(entry)
         elif text.startswith(("import torchvision", "from torchvision")):
@@ -192,7 +204,9 @@ def guard_torch(imports: Sequence[PoolEntry]) -> list[PoolEntry]:
             torch.append(entry)
         else:
             rest.append(entry)
-    needed = [n for n, s in (("is_torch_available", torch), ("is_torchvision_available", vision)) if s]
+    needed = [
+        n for n, s in (("is_torch_available", torch), ("is_torchvision_available", vision)) if s
+    ]
     if needed:
         rest = _add_availability_names(rest, needed)
     if torch:

@@ -77,7 +77,7 @@ def merge_decorators(
             raise MergeError(  # R-ERR-6
                 f"{modular.name.value}: {NO_INHERIT} must be the only decorator, got "
                 + ", ".join(texts),
-                modular,
+                modular.decorators[0],
             )
         return ()
     return modular.decorators if modular.decorators else parent.decorators
@@ -216,7 +216,6 @@ def merge_class(
     modular: cst.ClassDef,
     parent: cst.ClassDef,
     base: str,
-    parent_methods: dict[str, cst.FunctionDef] | None = None,
 ) -> cst.ClassDef:
     """Merge ``modular`` (whose model-specific base is ``base``) with its renamed ``parent``.
 
@@ -224,7 +223,6 @@ def merge_class(
         modular: the class as written in the modular file.
         parent: the renamed parent class, after the per-class doc renaming (R-NAME-10).
         base: the model-specific base name as written in the modular file.
-        parent_methods: unused hook for tests; the parent's own methods are taken from it.
 
     Returns:
         The merged class node (R-CLS-2..15).

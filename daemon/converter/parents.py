@@ -7,6 +7,7 @@ parent). All read-only with respect to the files; the namespaces built here feed
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,13 +67,13 @@ def model_specific_bases(node: cst.ClassDef, imports: ModelImports) -> list[str]
 
 def read_parents(
     imports: ModelImports, *, source: Path, root: Path, overlay: Mapping[Path, str]
-) -> dict[str, tuple[Path, str, cst.Module]]:
-    """R-IO-7: each registered parent's path, text and parse, in registration order.
+) -> dict[str, tuple[Path, str]]:
+    """R-IO-7: each registered parent's path and text, in registration order.
 
     Raises:
         ConvertError: R-ERR-4, a parent module without a file.
     """
-    found: dict[str, tuple[Path, str, cst.Module]] = {}
+    found: dict[str, tuple[Path, str]] = {}
     for name, parent in imports.parents.items():
         path = parent_path(parent, source=source, root=root)
         text = read_text(path, overlay)
@@ -83,7 +84,7 @@ def read_parents(
                 line=parent.line,
                 hint="check the import path; the parent's file must exist",
             )
-        found[name] = (path, text, parse_module(text, path))
+        found[name] = (path, text)
     return found
 
 
@@ -120,20 +121,36 @@ def choose_targets(
     return targets, warnings
 
 
+@functools.lru_cache(maxsize=64)
+def _renamed(
+    path: Path, text: str, table: RenameTable, model: str, target: str
+) -> tuple[cst.Module, Inventory, frozenset[str]]:
+    """Parse, rename and inventory one parent; cached because a watched modular file is
+    converted again on every save against the same parents. Callers never mutate these."""
+    renamed = rename_module(parse_module(text, path), table, model_name=model, target=target)
+    return (
+        renamed,
+        gather_inventory(renamed, modular=False),
+        frozenset(gather_sibling_imports(renamed)),
+    )
+
+
 def build_parent(
     info: ParentImport,
     path: Path,
     text: str,
-    module: cst.Module,
     *,
     target: str,
     model: str,
     casing: CasingTable,
 ) -> Parent:
-    """R-NAME-8 then R-TOP-1 for one parent."""
+    """R-NAME-8 then R-TOP-1 for one parent.
+
+    Raises:
+        ConvertError: the parent is not valid Python.
+    """
     table = rename_table(info.model, target, casing)
-    renamed = rename_module(module, table, model_name=model, target=target)
-    inventory = gather_inventory(renamed, modular=False)
+    renamed, inventory, siblings = _renamed(path, text, table, model, target)
     namespace = Namespace(dict(inventory.nodes), dict(inventory.kinds), dict(inventory.pseudo_of))
     return Parent(
         info=info,
@@ -144,7 +161,7 @@ def build_parent(
         module=renamed,
         inventory=inventory,
         namespace=namespace,
-        siblings=gather_sibling_imports(renamed),
+        siblings=set(siblings),
     )
 
 
@@ -169,12 +186,14 @@ def pull_imported(
         if kind not in ("function", "assignment") or modular.kinds.get(name) == kind:
             continue
         source = parent.namespace
-        space.namespace.set(name, source.nodes[name], kind)
+        space.namespace.define(name, source.nodes[name], kind)
         space.pulled_from[name] = module_name
         for dependency in sorted(source.direct(name)):
-            if dependency not in space.namespace.nodes:
+            # "Not yet known" means not defined by the modular itself: a later pull re-tags
+            # a dependency an earlier one brought (qwen2_5_omni's rotate_half, R-TOP-10).
+            if dependency not in modular.nodes:
                 # R-PAR-6 step 2: stored as functions whatever their kind.
-                space.namespace.set(dependency, source.nodes[dependency], "function")
+                space.namespace.define(dependency, source.nodes[dependency], "function")
                 space.pulled_from[dependency] = module_name
         if kind != "function":
             continue
@@ -182,8 +201,11 @@ def pull_imported(
         for other_name, other in parents.items():
             if other_name != module_name:
                 for injected_name in injected:
-                    other.namespace.set(
-                        injected_name, source.nodes[injected_name], source.kinds[injected_name]
+                    other.namespace.inject(
+                        injected_name,
+                        source.nodes[injected_name],
+                        source.kinds[injected_name],
+                        source.direct(injected_name),
                     )
     return space
 
@@ -205,15 +227,15 @@ def overlay_modular(modular: Inventory, parent: Parent) -> None:
     for name, node in modular.nodes.items():
         kind = modular.kinds[name]
         if kind == "function":
-            space.set(name, node, "function")
+            space.define(name, node, "function")
         elif kind == "assignment":
             if space.kinds.get(name) != "assignment" or _modular_assignment_wins(name, node):
-                space.set(name, node, "assignment")
+                space.define(name, node, "assignment")
         elif kind == "pseudo":
             if name not in space.nodes:
-                space.set(name, node, "pseudo")
+                space.define(name, node, "pseudo")
         elif name not in parent.inventory.classes and name not in parent.siblings:
-            space.set(name, node, "class")  # a known name for dependencies only
+            space.define(name, node, "class")  # a known name for dependencies only
     for owner, keys in modular.pseudo_of.items():
         if space.nodes.get(owner) is modular.nodes.get(owner):
             space.pseudo_of[owner] = list(keys)

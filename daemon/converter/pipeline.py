@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import libcst as cst
-
 from daemon.converter import Converted, Failed, Output, Result, Skipped
 from daemon.converter.assemble import Conversion
 from daemon.converter.naming import load_casing_table
@@ -93,8 +91,3 @@ def run(
         parents=conversion.parent_paths,
         warnings=tuple(conversion.warnings),
     )
-
-
-def parse(text: str, path: Path) -> cst.Module:
-    """Parse helper kept for tests: the same parser the pipeline uses."""
-    return parse_module(text, path)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from daemon.errors import ConvertError
 
@@ -70,7 +70,7 @@ def is_plain_import(node: cst.ImportFrom) -> bool:
 
 
 def normalise_module(name: str) -> str:
-    """R-PAR-1 step 4: ``..llama.modeling_llama`` -> ``transformers.models.llama.modeling_llama``."""
+    """R-PAR-1 step 4: ``..llama.modeling_x`` -> ``transformers.models.llama.modeling_x``."""
     name = name.lstrip(".")
     if "models" not in name:
         name = f"models.{name}"
@@ -123,15 +123,15 @@ class GatherModelImportsVisitor(cst.CSTVisitor):
     Also detects the forbidden imports of R-ERR-2 and R-ERR-3, raising ``ConvertError``.
     """
 
-    METADATA_DEPENDENCIES = (PositionProvider,)
-
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path, positions: Mapping[cst.CSTNode, CodeRange]) -> None:
         super().__init__()
         self.source = source
+        self.positions = positions
         self.found = ModelImports()
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        line = self.get_metadata(PositionProvider, node).start.line
+        position = self.positions.get(node)
+        line = position.start.line if position is not None else 0
         name = dotted_name(node.module) if node.module is not None else None
         if not node.relative and name == "transformers":
             raise ConvertError(  # R-ERR-3
@@ -160,10 +160,22 @@ class GatherModelImportsVisitor(cst.CSTVisitor):
             self.found.names[imported] = module
 
 
-def gather_model_imports(module: cst.Module, source: Path) -> ModelImports:
-    """Run R-PAR-1 over ``module`` (the parsed modular file)."""
-    visitor = GatherModelImportsVisitor(source)
-    MetadataWrapper(module, unsafe_skip_copy=True).visit(visitor)
+def gather_model_imports(
+    module: cst.Module,
+    source: Path,
+    positions: Mapping[cst.CSTNode, CodeRange] | None = None,
+) -> ModelImports:
+    """Run R-PAR-1 over ``module`` (the parsed modular file).
+
+    Args:
+        module: the parsed modular file.
+        source: its path, for error messages.
+        positions: its ``PositionProvider`` metadata, when the caller already resolved it.
+    """
+    if positions is None:
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    visitor = GatherModelImportsVisitor(source, positions)
+    module.visit(visitor)
     return visitor.found
 
 

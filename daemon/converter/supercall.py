@@ -174,6 +174,17 @@ def _super_init_first(
     return body
 
 
+def _is_bare_self(arg: cst.Arg) -> bool:
+    """R-CLS-14: the positional argument ``self``, which ``super()`` makes redundant."""
+    value = arg.value
+    return (
+        arg.keyword is None
+        and not arg.star
+        and isinstance(value, cst.Name)
+        and value.value == "self"
+    )
+
+
 class RewriteParentCalls(cst.CSTTransformer):
     """R-CLS-14: ``Base.f(self, ...)`` becomes ``super().f(...)`` for the final bases."""
 
@@ -190,9 +201,8 @@ class RewriteParentCalls(cst.CSTTransformer):
         if not isinstance(func, cst.Attribute) or dotted_name(func.value) not in self.targets:
             return updated_node
         args = list(updated_node.args)
-        if args and isinstance(args[0].value, cst.Name) and args[0].value.value == "self":
-            if args[0].keyword is None and not args[0].star:
-                args = args[1:]
+        if args and _is_bare_self(args[0]):
+            args = args[1:]
         receiver = cst.Call(func=cst.Name("super"))
         return updated_node.with_changes(func=func.with_changes(value=receiver), args=args)
 
