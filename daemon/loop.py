@@ -23,11 +23,12 @@ import structlog
 from daemon import config as config_module
 from daemon import control, example, git
 from daemon.config import Config
+from daemon.errors import DaemonError
 from daemon.log import get_logger
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
-from daemon.watcher import PathFilter, Watcher, scan
+from daemon.watcher import PathFilter, Watcher, polling_observer, scan
 
 log = get_logger()
 
@@ -57,6 +58,7 @@ class Daemon:
         self.recent: collections.deque[dict[str, object]] = collections.deque(maxlen=20)
         self.batch_started: float | None = None
         self.watcher: Watcher | None = None
+        self._polling = False
         self._identity = self._root_identity()
         self._set_filters(config)
         self.driver = BatchDriver(
@@ -225,7 +227,7 @@ class Daemon:
         self.reconcile()
         with ExitStack() as stack:
             stack.enter_context(self.driver)
-            self.watcher = stack.enter_context(self._new_watcher())
+            self.watcher = self._start_watcher()
             stack.callback(self._close_watcher)
             log.info(
                 "daemon.started",
@@ -241,7 +243,26 @@ class Daemon:
         log.info("daemon.stopped")
 
     def _new_watcher(self) -> Watcher:
+        if self._polling:  # stat polling cannot overflow
+            return Watcher(
+                self.root, self._wants, self.driver.submit, observer_factory=polling_observer
+            )
         return Watcher(self.root, self._wants, self.driver.submit, on_overflow=self._overflowed)
+
+    def _start_watcher(self) -> Watcher:
+        """Start a watcher; when inotify limits are exhausted, say how to lift them and poll
+        instead of crash-looping under systemd (scenario 29)."""
+        watcher = self._new_watcher()
+        try:
+            watcher.start()
+        except DaemonError as exc:
+            if self._polling:
+                raise
+            log.error("watcher.limit", error=exc.message, hint=exc.hint, fallback="polling")
+            self._polling = True
+            watcher = self._new_watcher()
+            watcher.start()
+        return watcher
 
     def _overflowed(self) -> None:
         """Called on watchdog's thread: the main loop reconciles (rule 8)."""
@@ -302,8 +323,7 @@ class Daemon:
         if self._identity is None:
             return  # the root is gone for now; try again on the next tick
         self.runner.reopen()
-        self.watcher = self._new_watcher()
-        self.watcher.start()
+        self.watcher = self._start_watcher()
         log.info("watcher.rearmed")
         self.full_reconcile(why)
 
@@ -319,8 +339,7 @@ class Daemon:
             self.runner.config = self.config
             self._set_filters(self.config)
             self._close_watcher()
-            self.watcher = self._new_watcher()
-            self.watcher.start()
+            self.watcher = self._start_watcher()
             self.runner.learn(scan(self.root, self.sources))
             log.info("daemon.reloaded", sources=len(self.runner.parents))
         self.notifier.ready()

@@ -33,6 +33,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
 
 from daemon.errors import DaemonError
 
@@ -391,6 +392,11 @@ class _OverflowHook(logging.Handler):
 
     def remove(self) -> None:
         logging.getLogger(self.LOGGER).removeHandler(self)
+
+
+def polling_observer() -> ObserverLike:
+    """The fallback when inotify limits are exhausted: stat-polling, once a second."""
+    return PollingObserver(timeout=1.0)
 
 
 def _emits_closes(observer: ObserverLike) -> bool:

@@ -7,15 +7,18 @@ inotify events, and synchronises with a cookie round trip through the control so
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from daemon import control
 from daemon import git as gitmod
@@ -384,3 +387,127 @@ def test_operation_in_progress_defers_and_resumes(daemon: Daemon, repo: Path) ->
     assert not _regenerated_with(repo, "after merge")
     merge_head.unlink()
     wait_for(lambda: _regenerated_with(repo, "after merge"), what="resumed conversion")
+
+
+# -- kernel limits (root only: they are global settings, restored in `finally`) ---------------
+
+INOTIFY = Path("/proc/sys/fs/inotify")
+
+
+def _can_tune_inotify() -> bool:
+    return os.geteuid() == 0 and os.access(INOTIFY / "max_user_watches", os.W_OK)
+
+
+@contextlib.contextmanager
+def _inotify_setting(name: str, value: int) -> Iterator[None]:
+    path = INOTIFY / name
+    old = path.read_text()
+    path.write_text(str(value))
+    try:
+        yield
+    finally:
+        path.write_text(old)
+
+
+@pytest.mark.skipif(not _can_tune_inotify(), reason="needs root to lower inotify limits")
+def test_scenario_29_watch_limit_logs_the_fix_and_falls_back_to_polling(
+    repo: Path, tmp_path: Path
+) -> None:
+    daemon = Daemon(repo, tmp_path / "daemon.log")
+    with _inotify_setting("max_user_watches", 3):
+        try:
+            daemon.wait_started()
+        except AssertionError:
+            daemon.stop()
+            raise
+    try:
+        limit = event(daemon.log_path, "watcher.limit")
+        assert limit is not None and limit["fallback"] == "polling"
+        assert "max_user_watches" in str(limit["hint"]) and "sysctl" in str(limit["hint"])
+        p = repo / MODULAR
+        p.write_text(_edit(p.read_text(), "polled"))
+        wait_for(lambda: _regenerated_with(repo, "polled"), what="regeneration by polling")
+    finally:
+        assert daemon.stop() == 0
+
+
+@pytest.mark.skipif(not _can_tune_inotify(), reason="needs root to lower inotify limits")
+def test_scenario_30_queue_overflow_triggers_a_full_reconcile(repo: Path, tmp_path: Path) -> None:
+    with _inotify_setting("max_queued_events", 64):
+        daemon = Daemon(repo, tmp_path / "daemon.log")  # the queue size is fixed at creation
+        try:
+            daemon.wait_started()
+        except AssertionError:
+            daemon.stop()
+            raise
+    try:
+        noise = repo / ORBIT / "noise.txt"
+        p = repo / MODULAR
+        base = p.read_text()
+        for i in range(3000):
+            noise.write_text(str(i))
+            if i % 500 == 499:
+                p.write_text(_edit(base, f"overflow {i}"))
+        wait_for(lambda: event(daemon.log_path, "daemon.reconcile", reason="overflow"), what="hook")
+        daemon.sync()
+        assert _regenerated_with(repo, "overflow 2999")
+    finally:
+        assert daemon.stop() == 0
+
+
+# -- supervision, in-process: inject failures into the running daemon --------------------------
+
+
+def test_scenario_31_handler_exception_and_dead_observer(repo: Path) -> None:
+    from daemon.config import Config
+    from daemon.loop import Daemon as LoopDaemon
+
+    inproc = LoopDaemon(repo, Config(debounce_ms=50))
+    real = inproc.events
+
+    def exploding(path: Path) -> bool:
+        if path.name == "boom.py":
+            raise RuntimeError("injected handler failure")
+        return real(path)
+
+    inproc.events = exploding  # type: ignore[assignment]
+    with structlog.testing.capture_logs() as logs:
+        thread = threading.Thread(target=inproc.run)
+        thread.start()
+        try:
+            wait_for(lambda: any(e["event"] == "daemon.started" for e in logs), what="start")
+            (repo / ORBIT / "boom.py").write_text("x = 1\n")
+            p = repo / MODULAR
+            base = p.read_text()
+            p.write_text(_edit(base, "after boom"))
+            assert inproc.sync()
+            assert _regenerated_with(repo, "after boom")
+            assert any(e["event"] == "watcher.handler_failed" for e in logs)
+
+            assert inproc.watcher is not None
+            inproc.watcher.stop()  # the observer dies under the daemon's feet
+            wait_for(lambda: any(e["event"] == "watcher.rearmed" for e in logs), what="re-arm")
+            p.write_text(_edit(base, "after death"))
+            assert inproc.sync()
+            assert _regenerated_with(repo, "after death")
+        finally:
+            inproc.stop()
+            thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_touching_a_parent_reconverts_nothing_but_editing_it_reconverts_dependents(
+    daemon: Daemon, repo: Path
+) -> None:
+    zeta = repo / "src/zoo/models/zeta/modeling_zeta.py"
+    p = repo / MODULAR
+    p.write_text(_edit(p.read_text(), "first"))  # records the parent hashes in the ledger
+    daemon.sync()
+    assert len(daemon.runs()) == 1
+    zeta.touch()
+    daemon.sync()
+    assert len(daemon.runs()) == 1
+    zeta.write_text(zeta.read_text().replace("ZETA_SCALE = 2.0", "ZETA_SCALE = 3.0"))
+    daemon.sync()
+    assert len(daemon.runs()) == 2
+    assert "ORBIT_SCALE = 3.0" in (repo / MODELING).read_text()
