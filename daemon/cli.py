@@ -219,16 +219,23 @@ def _service(args: argparse.Namespace) -> int:
 
 def _convert(root: Path, cfg: config.Config, sources: list[Path], *, force: bool) -> int:
     records = commands.convert_all(root, cfg, sources, force=force)
-    failed = False
+    failed = hand_edited = False
     for record in records:
         if record.error is not None:
             failed = True
             where = f"{record.source}:{record.line}" if record.line else str(record.source)
             print(f"error      {where}: {record.error}")
         for output in record.outputs:
-            label = "hand-edited (kept, use --force)" if output.status == "hand_edited" else ""
-            print(f"{output.status:<10} {commands.display(output.path)} {label}".rstrip())
-    return EXIT_USER if failed else EXIT_OK
+            hand_edited |= output.status == "hand_edited"
+            print(f"{output.status:<10} {commands.display(output.path)}")
+    if hand_edited:
+        print(
+            "modwatch: error: hand-edited outputs were left alone (they differ from what "
+            "modwatch wrote and from HEAD)\nhint: move the edit into the modular file, or "
+            "run again with --force (the edited copies are kept under .git/modwatch/hand-edits/)",
+            file=sys.stderr,
+        )
+    return EXIT_USER if failed or hand_edited else EXIT_OK
 
 
 def _check(

@@ -212,12 +212,7 @@ class Daemon:
         """
         found = scan(self.root, self.sources)
         self.runner.learn(found)
-        stale = [
-            s
-            for s in found
-            if self.runner.ledger.sources.get(_rel(s, self.root)) is not None
-            and not self.runner.unchanged_since_last_run(s)
-        ]
+        stale = [s for s in found if self.runner.stale_since_last_run(s)]
         for source in self.runner.affected(stale, set(found)):
             self._remember(self.runner.run(source))
         log.info("daemon.reconciled", sources=len(found), converted=len(stale))

@@ -136,6 +136,25 @@ class Runner:
         known = {self.ledger.outputs.get(key), self.ledger.parents.get(key)}
         return digest(text) in known
 
+    def stale_since_last_run(self, source: Path) -> bool:
+        """Start-up reconcile: did the source, a parent or an output change while no daemon
+        ran? Sources the ledger never saw are not judged (see ``Daemon.reconcile``)."""
+        if _rel(source, self.root) not in self.ledger.sources:
+            return False
+        if not self.unchanged_since_last_run(source):
+            return True
+        for parent in self.parents.get(source, ()):
+            recorded = self.ledger.parents.get(_rel(parent, self.root))
+            text = read_text(parent)
+            if recorded is not None and (text is None or digest(text) != recorded):
+                return True
+        for output in possible_outputs(source):
+            recorded = self.ledger.outputs.get(_rel(output, self.root))
+            text = read_text(output)
+            if recorded is not None and (text is None or digest(text) != recorded):
+                return True  # deleted, or edited: the run decides (hand edits are flagged)
+        return False
+
     def unchanged_since_last_run(self, source: Path) -> bool:
         text = read_text(source)
         return text is not None and self.ledger.sources.get(_rel(source, self.root)) == digest(text)

@@ -236,3 +236,39 @@ def test_deps_lists_parents_and_transitive_dependents(tmp_path):
     ]
     done = modwatch(repo, "deps", "src/zoo/models/nova/modular_nova.py")
     assert "  depends on:\n    src/zoo/models/orbit/modeling_orbit.py  (missing)\n" in done.stdout
+
+
+def test_convert_refuses_a_hand_edit_and_force_keeps_a_copy(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    modeling = repo / MODELING
+    edited = modeling.read_text() + "# hand edit\n"
+    modeling.write_text(edited)
+    source = repo / MODULAR
+    source.write_text(source.read_text().replace(EDIT_OLD, EDIT_NEW))
+    done = modwatch(repo, "convert", str(source))
+    assert done.returncode == 2
+    assert f"hand_edited {MODELING.as_posix()}" in " ".join(done.stdout.split())
+    assert "--force" in done.stderr and modeling.read_text() == edited
+    forced = modwatch(repo, "convert", "--force", str(source))
+    assert forced.returncode == 0, forced.stderr
+    assert "return -2 * x" in modeling.read_text()
+    kept = list((repo / ".git/modwatch/hand-edits").rglob("modeling_orbit.py.*"))
+    assert len(kept) == 1 and kept[0].read_text() == edited
+
+
+def test_restart_reconciles_an_output_deleted_while_no_daemon_ran(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    (repo / MODELING).unlink()
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "watch", "--repo", str(repo)],
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        reconciled = wait_for(lambda: event(log_path, "daemon.reconciled"), what="reconcile")
+        assert reconciled["converted"] == 1 and (repo / MODELING).exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
