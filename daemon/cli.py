@@ -17,6 +17,7 @@ from pathlib import Path
 import daemon
 from daemon import commands, config, log
 from daemon.errors import DaemonError
+from daemon.runner import RunRecord
 
 EXIT_OK, EXIT_STALE, EXIT_USER, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -81,6 +82,33 @@ def _parser() -> argparse.ArgumentParser:
     deps = subcommands.add_parser("deps", help="what a file feeds and what it depends on")
     deps.add_argument("path", type=Path, metavar="PATH")
     _add_shared_flags(deps)
+
+    sync = subcommands.add_parser(
+        "sync", help="reconcile after HEAD moved (what the post-checkout hook runs)"
+    )
+    sync.add_argument("--from", dest="before", required=True, metavar="COMMIT")
+    sync.add_argument("--to", dest="after", default="HEAD", metavar="COMMIT")
+    sync.add_argument("--repo", type=Path, default=None)
+    _add_shared_flags(sync)
+
+    hook = subcommands.add_parser("hook", help="install or remove modwatch's git hooks")
+    hook_actions = hook.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("install", "uninstall"):
+        action = hook_actions.add_parser(name, help=f"{name} the git hooks")
+        action.add_argument("--repo", type=Path, default=None)
+        action.add_argument(
+            "--type",
+            dest="types",
+            default="post-checkout,post-merge,post-rewrite",
+            help="comma-separated hook types (default: %(default)s)",
+        )
+        action.add_argument(
+            "--hooks-path", action="store_true", help="use the directory core.hooksPath names"
+        )
+
+    hook_run = subcommands.add_parser("hook-run", help=argparse.SUPPRESS)
+    hook_run.add_argument("hook_type")
+    hook_run.add_argument("hook_args", nargs="*")
 
     status = subcommands.add_parser("status", help="ask the running daemon what it is doing")
     status.add_argument("--repo", type=Path, default=None, help="default: the current directory")
@@ -150,6 +178,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     cli_values = _cli_values(args)
+    if args.command == "hook":
+        from daemon import hook
+
+        types = [t.strip() for t in args.types.split(",") if t.strip()]
+        do = hook.install if args.action == "install" else hook.uninstall
+        for line in do(_repo_root(args.repo), types, hooks_path=args.hooks_path):
+            print(line)
+        return EXIT_OK
+    if args.command == "hook-run":
+        return _hook_run(args.hook_type, args.hook_args)
+    if args.command == "sync":
+        root = _repo_root(args.repo)
+        cfg = config.load(root, cli=cli_values)
+        log.configure(cfg.log_format, cfg.log_level)
+        return _print_sync(commands.sync_checkout(root, cfg, args.before, args.after))
     if args.command == "status":
         return _status(_repo_root(args.repo), as_json=args.json)
     if args.command == "service":
@@ -185,6 +228,63 @@ def _repo_root(repo: Path | None) -> Path:
     if root is None:
         raise DaemonError(f"{start}: not inside a git repository")
     return root
+
+
+def _print_sync(records: Sequence[RunRecord]) -> int:
+    flagged = 0
+    for record in records:
+        for output in record.outputs:
+            if output.status in ("stale", "hand_edited") or record.git == "flagged":
+                flagged += 1
+                print(f"flagged    {commands.display(output.path)} ({record.reason})")
+            elif output.status == "written":
+                print(f"written    {commands.display(output.path)}")
+        if record.error is not None:
+            print(f"error      {record.source}:{record.line}: {record.error}")
+    if flagged:
+        print(
+            f"modwatch: {flagged} generated files are stale; regenerate them with modwatch convert"
+        )
+    return EXIT_OK
+
+
+def _hook_range(hook_type: str, hook_args: Sequence[str]) -> tuple[str, str] | None:
+    """Which commits a git hook's arguments compare (None: nothing to do)."""
+    if hook_type == "post-checkout":
+        if len(hook_args) < 3 or hook_args[2] == "0" or hook_args[0] == hook_args[1]:
+            return None  # a file checkout, `checkout -b`, or no arguments
+        return hook_args[0], hook_args[1]
+    if hook_type == "post-merge":
+        return "ORIG_HEAD", "HEAD"
+    if hook_type == "post-rewrite":
+        return ("HEAD@{1}", "HEAD") if hook_args[:1] == ["amend"] else ("ORIG_HEAD", "HEAD")
+    return None
+
+
+def _hook_run(hook_type: str, hook_args: Sequence[str]) -> int:
+    """The git hook's entry point: never fails the user's git command."""
+    from daemon import control, git
+
+    span = _hook_range(hook_type, hook_args)
+    if span is None:
+        return EXIT_OK
+    try:
+        root = _repo_root(None)
+        try:
+            control.query(
+                control.resolve_socket(git.git_dir(root)),
+                {"cmd": "checkout", "from": span[0], "to": span[1]},
+            )
+            return EXIT_OK  # the running daemon reconciles
+        except control.DaemonNotRunning:
+            pass
+        cfg = config.load(root)
+        log.configure(cfg.log_format, "warning")
+        _print_sync(commands.sync_checkout(root, cfg, *span))
+    except Exception as exc:  # a guest in someone's repo: say it in one line, never fail
+        reason = exc.message if isinstance(exc, DaemonError) else f"{type(exc).__name__}: {exc}"
+        print(f"modwatch: hook {hook_type} skipped: {reason}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _status(root: Path, *, as_json: bool) -> int:

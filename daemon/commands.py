@@ -229,3 +229,28 @@ def _in_order(paths: set[Path]) -> list[Path]:
         return [p for level in dependency_levels(texts) for p in level]
     except DaemonError:
         return sorted(paths)
+
+
+NULL_COMMIT = "0" * 40
+
+
+def sync_checkout(root: Path, cfg: Config, before: str, after: str) -> list[RunRecord]:
+    """``modwatch sync``: after HEAD moved from ``before`` to ``after``, reconcile.
+
+    Sources changed between the commits, and their dependents, are checked: with
+    ``hook.on_checkout = "flag"`` (the default) a source exactly as committed is only checked
+    and stale outputs are flagged, never rewritten (rule 12); edited ones convert as usual.
+    """
+    if before.strip("0") == "" or before == after:
+        return []  # a clone, `worktree add` or `checkout -b`: nothing to compare
+    changed = git.changed_files(root, before, after)
+    sources = scan(root, PathFilter(root=root, include=cfg.include, exclude=cfg.exclude))
+    runner = Runner(root, cfg)
+    runner.learn(sources)
+    records = []
+    for source in runner.affected(changed, set(sources)):
+        if cfg.hook_on_checkout == "flag" and runner.matches_head(source):
+            records.append(runner.check_only(source))
+        else:
+            records.append(runner.run(source))
+    return records

@@ -19,10 +19,12 @@ from daemon.errors import ConfigError
 
 GitMode = Literal["stage", "flag", "off"]
 LogFormat = Literal["auto", "json", "console"]
+OnCheckout = Literal["flag", "regenerate"]
 
 GIT_MODES: tuple[GitMode, ...] = ("stage", "flag", "off")
 LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+ON_CHECKOUT: tuple[OnCheckout, ...] = ("flag", "regenerate")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Config:
     debounce_ms: int = 100
     max_wait_ms: int = 1600
     git_mode: GitMode = "stage"
+    hook_on_checkout: OnCheckout = "flag"
     format: bool = True
     log_format: LogFormat = "auto"
     log_level: str = "info"
@@ -70,6 +73,11 @@ _SCHEMA: dict[str, tuple[str, Callable[[object], object | None], str]] = {
     "debounce_ms": ("debounce_ms", _expect_ms, "an integer number of milliseconds, 0-600000"),
     "max_wait_ms": ("max_wait_ms", _expect_ms, "an integer number of milliseconds, 0-600000"),
     "git.mode": ("git_mode", _expect_choice(GIT_MODES), 'one of "stage", "flag", "off"'),
+    "hook.on_checkout": (
+        "hook_on_checkout",
+        _expect_choice(ON_CHECKOUT),
+        'one of "flag", "regenerate"',
+    ),
     "format": ("format", _expect_bool, "true or false"),
     "log.format": ("log_format", _expect_choice(LOG_FORMATS), 'one of "auto", "json", "console"'),
     "log.level": ("log_level", _expect_choice(LOG_LEVELS), f"one of {', '.join(LOG_LEVELS)}"),

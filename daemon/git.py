@@ -135,6 +135,20 @@ def common_dir(root: Path) -> Path:
     return _locate(root).common_dir
 
 
+def hooks_path_config(root: Path) -> str | None:
+    """Return ``core.hooksPath`` as configured for ``root`` (``~`` expanded), or None if unset."""
+    # --type=path expands ~ as git does when it looks the hooks up; exit 1 means unset.
+    done = _git(root, "config", "--type=path", "--get", "core.hooksPath", check=False)
+    if done.returncode == 1:
+        return None
+    if done.returncode != 0:
+        raise GitError(
+            f"cannot read core.hooksPath in {root}: {done.stderr.strip()}",
+            hint=f"run `git -C {root} config --show-origin --get-all core.hooksPath`",
+        )
+    return done.stdout.rstrip("\n")
+
+
 def git_path(root: Path, name: str) -> Path:
     """Return where git keeps ``name`` for this worktree (``git rev-parse --git-path``)."""
     return _git_paths(root, name)[0]
@@ -339,3 +353,16 @@ def commit_all(root: Path, message: str) -> None:
     identity = ("-c", "user.name=modwatch", "-c", "user.email=modwatch@localhost")
     has_name = _git(root, "config", "user.name", check=False).returncode == 0
     _git(root, *(() if has_name else identity), "commit", "-q", "--allow-empty", "-m", message)
+
+
+def head_commit(root: Path) -> str | None:
+    """The commit HEAD points at (None in a repository without commits)."""
+    done = _git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    return done.stdout.strip() or None
+
+
+def changed_files(root: Path, before: str, after: str) -> list[Path]:
+    """Files that differ between two commits (a tree-to-tree diff: no index, no lock)."""
+    out = _git(root, "diff", "--name-only", "-z", "--no-renames", before, after).stdout
+    top = _locate(root).root
+    return [top / name for name in out.split("\0") if name]

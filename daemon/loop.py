@@ -60,6 +60,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         self._polling = False
         self._identity = self._root_identity()
+        self._head = git.head_commit(root) if self.runner.in_git else None
         self._set_filters(config)
         self.driver = BatchDriver(
             Debouncer(config.debounce_ms, config.max_wait_ms),
@@ -111,11 +112,36 @@ class Daemon:
             return  # the echo of our own writes, a touch, noise: no git, no work
         if self._hold_while_git_works():
             todo = self._affected(paths)  # what git left behind is what counts
+        check_only = self._head_moved() and self.config.hook_on_checkout == "flag"
         log.debug("batch.started", paths=len(paths), sources=len(todo))
         for source in todo:
             if self._stop.is_set():
                 break  # between two atomic writes: nothing is half-written
-            self._remember(self.runner.run(source))
+            if check_only and self.runner.matches_head(source):
+                # Rule 12: right after a checkout, check and flag; never rewrite what the
+                # commit holds (it may need another converter version).
+                self._remember(self.runner.check_only(source))
+            else:
+                self._remember(self.runner.run(source))
+
+    def _head_moved(self) -> bool:
+        """Did HEAD move (checkout, merge, rebase, pull) since the previous batch?"""
+        if not self.runner.in_git:
+            return False
+        head = git.head_commit(self.root)
+        moved = head != self._head
+        self._head = head
+        return moved
+
+    def checkout(self, request: dict[str, object]) -> dict[str, object]:
+        """The hook's ``checkout`` command: reconcile the files changed between two commits."""
+        before, after = request.get("from"), request.get("to")
+        if not isinstance(before, str) or not isinstance(after, str):
+            raise DaemonError("checkout needs 'from' and 'to' commits")
+        changed = git.changed_files(self.root, before, after)
+        for path in changed:
+            self.driver.submit(path)
+        return {"queued": len(changed)}
 
     def _affected(self, paths: frozenset[Path]) -> list[Path]:
         sources = {p for p in paths if self.sources(p) and p.exists()}
@@ -173,11 +199,12 @@ class Daemon:
         """One line for systemd's STATUS= and ``modwatch status``."""
         last = self.recent[-1] if self.recent else None
         last_text = f"last run {last['source']}: {last['outcome']}" if last else "no run yet"
-        flagged = sum(1 for r in self.runner.flagged.values() if r)
+        flagged = len(self.runner.flags.entries)
         return f"watching {len(self.runner.parents)} sources; {last_text}; {flagged} flagged"
 
     def status(self, _request: dict[str, object]) -> dict[str, object]:
         """The ``status`` control command."""
+        self.runner.settle_flags()
         return {
             "pid": os.getpid(),
             "root": str(self.root),
@@ -185,7 +212,7 @@ class Daemon:
             "queue": len(self.driver.pending) if hasattr(self.driver, "pending") else 0,
             "busy": self.batch_started is not None,
             "last_runs": list(self.recent),
-            "flagged": dict(self.runner.flagged),
+            "flagged": self.runner.flags.reasons(),
             "git": {
                 "mode": self.config.git_mode,
                 "operation": git.operation_in_progress(self.root) if self.runner.in_git else None,
@@ -199,7 +226,7 @@ class Daemon:
         return {"synced": self.sync(float(timeout) if isinstance(timeout, int | float) else 30.0)}
 
     def handlers(self) -> dict[str, Callable[[dict[str, object]], dict[str, object]]]:
-        return {"status": self.status, "sync": self._sync_command}
+        return {"status": self.status, "sync": self._sync_command, "checkout": self.checkout}
 
     # -- the main thread ----------------------------------------------------------------------
 

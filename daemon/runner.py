@@ -16,11 +16,14 @@ from daemon.config import Config
 from daemon.converter import Converted, Failed, Output, Skipped, convert
 from daemon.converter.order import dependency_levels
 from daemon.errors import DaemonError
+from daemon.flags import Flags
 from daemon.graph import dependents, parent_paths, possible_outputs
 from daemon.log import get_logger
 from daemon.outputs import Decision, Ledger, atomic_write, decide, digest, read_text
 
 log = get_logger()
+
+STALE_AFTER_CHECKOUT = "stale_after_checkout"
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class OutputRecord:
     """What happened to one output of a run."""
 
     path: Path
-    status: str  # "written" | "unchanged" | "hand_edited" | "deferred"
+    status: str  # "written" | "unchanged" | "hand_edited" | "stale" (check only)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class Runner:
     ledger: Ledger = field(init=False)
     parents: dict[Path, tuple[Path, ...]] = field(default_factory=dict, init=False)
     deferred: set[Path] = field(default_factory=set, init=False)
-    flagged: dict[str, str] = field(default_factory=dict, init=False)
+    flags: Flags = field(init=False)
     in_git: bool = field(init=False)
     index_lock: Path | None = field(init=False)
 
@@ -91,6 +94,7 @@ class Runner:
         self.in_git = git.find_worktree(self.root) is not None
         ledger_path = git.git_dir(self.root) / "modwatch" / "ledger.json" if self.in_git else None
         self.ledger = Ledger.load(ledger_path)
+        self.flags = Flags.load(ledger_path.with_name("flags.json") if ledger_path else None)
         # Resolved once: a stat per batch instead of a git process (linked worktrees differ).
         self.index_lock = git.git_path(self.root, "index.lock") if self.in_git else None
 
@@ -172,12 +176,75 @@ class Runner:
 
     def _track_flags(self, record: RunRecord) -> None:
         """Flagged outputs stay listed (``modwatch status``) until a later run settles them."""
+        before = dict(self.flags.entries)
+        source = _rel(record.source, self.root)
         for output in record.outputs:
             key = _rel(output.path, self.root)
             if record.git == "flagged" or output.status == Decision.HAND_EDITED.value:
-                self.flagged[key] = record.reason or "flagged"
+                self.flags.flag(key, source, record.reason or "flagged")
             elif record.git == "staged" or output.status == Decision.UNCHANGED.value:
-                self.flagged.pop(key, None)
+                self.flags.clear(key)
+        if self.flags.entries != before:
+            self.flags.save()
+
+    def settle_flags(self) -> None:
+        """Drop flags of outputs since committed in sync with their source: both clean
+        against HEAD, and the committed output is what modwatch generated."""
+        if not self.in_git:
+            return
+        settled = []
+        for key, entry in self.flags.entries.items():
+            output, source = self.root / key, self.root / entry["source"]
+            committed = git.head_text(self.root, output)
+            if (
+                committed is not None
+                and committed == read_text(output)
+                and git.head_text(self.root, source) == read_text(source)
+                and self.ledger.outputs.get(key) == digest(committed)
+            ):
+                settled.append(key)
+        for key in settled:
+            self.flags.clear(key)
+        if settled:
+            self.flags.save()
+
+    def matches_head(self, source: Path) -> bool:
+        """The source is exactly as committed: a checkout brought it, not an edit."""
+        return self.in_git and git.head_text(self.root, source) == read_text(source)
+
+    def check_only(self, source: Path) -> RunRecord:
+        """After HEAD moved: convert in memory, flag stale outputs, write nothing (rule 12)."""
+        started = time.perf_counter()
+        result = convert(source, root=self.root, format=self.config.format)
+        if not isinstance(result, Converted):
+            record = self._run_failed(source, result)
+        else:
+            outputs = []
+            for output in result.outputs:
+                on_disk = read_text(output.path)
+                in_sync = on_disk == output.text
+                outputs.append(OutputRecord(output.path, "unchanged" if in_sync else "stale"))
+                if in_sync:
+                    self.ledger.outputs[_rel(output.path, self.root)] = digest(output.text)
+            self.parents[source] = result.parents or self.parents.get(source, ())
+            self._remember_source(source, result.parents)
+            self.ledger.save()
+            stale = [o for o in outputs if o.status == "stale"]
+            for o in stale:
+                log.info(
+                    "output.flagged", path=_rel(o.path, self.root), reason=STALE_AFTER_CHECKOUT
+                )
+            record = RunRecord(
+                source,
+                tuple(outputs),
+                outcome="flagged" if stale else "ok",
+                git="flagged" if stale else "none",
+                reason=STALE_AFTER_CHECKOUT if stale else None,
+            )
+        record = _with_duration(record, started)
+        self._track_flags(record)
+        self._log(record)
+        return record
 
     def _run(self, source: Path, *, stage: bool) -> RunRecord:
         operation = git.operation_in_progress(self.root) if self.in_git else None
@@ -191,14 +258,17 @@ class Runner:
                 reason=f"operation_in_progress:{operation}",
             )
         result = convert(source, root=self.root, format=self.config.format)
-        if isinstance(result, Failed):
-            reason = "parse_error" if result.message.startswith("syntax error") else None
-            return RunRecord(
-                source, outcome="error", error=result.message, line=result.line, reason=reason
-            )
+        if not isinstance(result, Converted):
+            return self._run_failed(source, result)
+        return self._apply(source, result, stage=stage)
+
+    def _run_failed(self, source: Path, result: Failed | Skipped) -> RunRecord:
         if isinstance(result, Skipped):
             return RunRecord(source, outcome="error", error=result.reason)
-        return self._apply(source, result, stage=stage)
+        reason = "parse_error" if result.message.startswith("syntax error") else None
+        return RunRecord(
+            source, outcome="error", error=result.message, line=result.line, reason=reason
+        )
 
     def _apply(self, source: Path, result: Converted, *, stage: bool) -> RunRecord:
         self.parents[source] = result.parents or self.parents.get(source, ())

@@ -240,13 +240,13 @@ def test_r_top_3_identifier_walk_matches_the_libcst_visitor():
     from daemon.converter.inventory import GatherIdentifiersVisitor, identifiers
 
     module = parse(
-        '''
+        """
         @deco(k=v)
         class A(B, metaclass=M):
             x: "Str" = f"{inside} text"
             def f(self, p=default, *a, **kw) -> R:
                 return self.attr[idx] + lambda_name(q for q in r)
-        '''
+        """
     )
     visitor = GatherIdentifiersVisitor()
     module.visit(visitor)
