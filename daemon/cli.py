@@ -68,9 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_shared_flags(convert)
 
     check = subcommands.add_parser("check", help="fail when generated files are stale")
-    check.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    check.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="default: .")
     check.add_argument("--diff", action="store_true", help="show unified diffs")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="only modular files changed since REF (committed or not), and their dependents",
+    )
+    check.add_argument(
+        "-j", "--jobs", type=int, default=None, help="worker processes (default: all cores)"
+    )
     _add_shared_flags(check)
 
     watch = subcommands.add_parser("watch", help="run the daemon in the foreground")
@@ -211,13 +219,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         cfg = config.load(root, cli=cli_values)
         print(commands.render_deps(args.path.resolve(), root, cfg), end="")
         return EXIT_OK
-    root = commands.find_root(args.paths)
+    paths = args.paths or [Path.cwd()]
+    root = commands.find_root(paths)
     cfg = config.load(root, cli=cli_values)
     log.configure(cfg.log_format, cfg.log_level)
-    sources = commands.collect_sources(args.paths, root, cfg)
     if args.command == "convert":
-        return _convert(root, cfg, sources, force=args.force)
-    return _check(root, cfg, sources, diff=args.diff, as_json=args.json)
+        return _convert(root, cfg, commands.collect_sources(paths, root, cfg), force=args.force)
+    if args.changed_since:
+        wanted = set(commands.collect_sources(paths, root, cfg, allow_empty=True))
+        sources = [s for s in commands.changed_since(root, cfg, args.changed_since) if s in wanted]
+    else:
+        sources = commands.collect_sources(paths, root, cfg)
+    jobs = args.jobs if args.jobs is not None else parallel_jobs()
+    if jobs < 1:
+        raise DaemonError(f"-j must be at least 1, got {jobs}")
+    return _check(root, cfg, sources, diff=args.diff, as_json=args.json, jobs=jobs)
 
 
 def _repo_root(repo: Path | None) -> Path:
@@ -338,10 +354,22 @@ def _convert(root: Path, cfg: config.Config, sources: list[Path], *, force: bool
     return EXIT_USER if failed or hand_edited else EXIT_OK
 
 
+def parallel_jobs() -> int:
+    from daemon.parallel import default_jobs
+
+    return default_jobs()
+
+
 def _check(
-    root: Path, cfg: config.Config, sources: list[Path], *, diff: bool, as_json: bool
+    root: Path, cfg: config.Config, sources: list[Path], *, diff: bool, as_json: bool, jobs: int
 ) -> int:
-    report = commands.check(root, cfg, sources)
+    progress = commands.Progress(len(sources), sys.stderr)
+    try:
+        report = commands.check(
+            root, cfg, sources, jobs=min(jobs, len(sources) or 1), on_done=progress
+        )
+    finally:
+        progress.close()
     if as_json:
         print(json.dumps(report.to_json(root), indent=2))
     else:

@@ -6,17 +6,19 @@ import difflib
 import os
 import shlex
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from daemon import git
 from daemon.config import Config
-from daemon.converter import Converted, Failed
+from daemon.converter import Converted, Failed, Result
 from daemon.errors import DaemonError
 from daemon.graph import dependents, parent_paths, possible_outputs
 from daemon.outputs import read_text
-from daemon.runner import Runner, RunRecord, in_memory_check
+from daemon.parallel import convert_all_in_memory
+from daemon.runner import Runner, RunRecord
 from daemon.watcher import PathFilter, scan
 
 
@@ -35,7 +37,9 @@ def find_root(paths: Sequence[Path]) -> Path:
     return start
 
 
-def collect_sources(paths: Sequence[Path], root: Path, cfg: Config) -> list[Path]:
+def collect_sources(
+    paths: Sequence[Path], root: Path, cfg: Config, *, allow_empty: bool = False
+) -> list[Path]:
     """Modular files named directly, plus those found under directories with the globs."""
     path_filter = PathFilter(include=cfg.include, exclude=cfg.exclude, root=root)
     found: dict[Path, None] = {}
@@ -51,7 +55,7 @@ def collect_sources(paths: Sequence[Path], root: Path, cfg: Config) -> list[Path
             found[resolved] = None
         else:
             raise DaemonError(f"{path}: no such file or directory")
-    if not found:
+    if not found and not allow_empty:
         raise DaemonError(
             f"no modular files under {', '.join(map(str, paths))}",
             hint=f"modwatch looks for {', '.join(cfg.include)} (the `include` setting)",
@@ -153,10 +157,18 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def check(root: Path, cfg: Config, sources: list[Path]) -> CheckReport:
+def check(
+    root: Path,
+    cfg: Config,
+    sources: list[Path],
+    *,
+    jobs: int = 1,
+    on_done: Callable[[Path, Result], None] | None = None,
+) -> CheckReport:
     """Convert in memory (children see their freshly converted parents) and compare."""
     report = CheckReport()
-    for source, result in in_memory_check(sources, root, format=cfg.format).items():
+    results = convert_all_in_memory(sources, root, format=cfg.format, jobs=jobs, on_done=on_done)
+    for source, result in results.items():
         if isinstance(result, Failed):
             report.entries.append(CheckEntry(source, source, "error", result.describe()))
         elif not isinstance(result, Converted):
@@ -254,3 +266,36 @@ def sync_checkout(root: Path, cfg: Config, before: str, after: str) -> list[RunR
         else:
             records.append(runner.run(source))
     return records
+
+
+def changed_since(root: Path, cfg: Config, ref: str) -> list[Path]:
+    """Modular files changed since ``ref`` (committed or not), plus everything they feed."""
+    changed = set(git.changed_files(root, ref, "HEAD")) | set(git.uncommitted_files(root))
+    sources = scan(root, PathFilter(root=root, include=cfg.include, exclude=cfg.exclude))
+    graph = {s: parent_paths(s, read_text(s) or "", root) for s in sources}
+    direct = {s for s in sources if s in changed}
+    fed = dependents(graph, changed | {o for s in direct for o in possible_outputs(s)})
+    return sorted(direct | fed)
+
+
+class Progress:
+    """``[ 12/326] models/x/modular_x.py`` on one line of a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream
+        self.enabled = stream.isatty() and total > 1
+
+    def __call__(self, source: Path, _result: object) -> None:
+        self.done += 1
+        if self.enabled:
+            width = len(str(self.total))
+            line = f"[{self.done:>{width}}/{self.total}] {display(source)}"
+            self.stream.write("\r\x1b[K" + line[:120])
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

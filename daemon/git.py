@@ -386,3 +386,20 @@ def changed_files(root: Path, before: str, after: str) -> list[Path]:
     out = _git(root, "diff", "--name-only", "-z", "--no-renames", before, after).stdout
     top = _locate(root).root
     return [top / name for name in out.split("\0") if name]
+
+
+def uncommitted_files(root: Path) -> list[Path]:
+    """Files modified, added or untracked relative to HEAD (``git status``, no lock taken)."""
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all").stdout
+    top = _locate(root).root
+    entries = out.split("\0")
+    paths = []
+    skip = False
+    for entry in entries:
+        if skip:  # the original name of a rename
+            skip = False
+            continue
+        if len(entry) > 3:
+            paths.append(top / entry[3:])
+            skip = entry[0] in "RC"
+    return paths

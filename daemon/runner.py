@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -369,22 +369,3 @@ def _with_duration(record: RunRecord, started: float) -> RunRecord:
 def copy_tree(src: Path, dest: Path) -> None:
     """Copy a directory tree without caches (used for the bundled example)."""
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-
-
-def in_memory_check(
-    sources: Iterable[Path], root: Path, *, format: bool = True
-) -> Mapping[Path, Converted | Failed | Skipped]:
-    """Convert ``sources`` in dependency order without writing: children see fresh parents."""
-    texts = {p: read_text(p) or "" for p in sources}
-    try:
-        ordered = [p for level in dependency_levels(texts) for p in level]
-    except DaemonError:
-        ordered = sorted(texts)
-    overlay: dict[Path, str] = {}
-    results: dict[Path, Converted | Failed | Skipped] = {}
-    for source in ordered:
-        result = convert(source, root=root, overlay=overlay, format=format)
-        results[source] = result
-        if isinstance(result, Converted):
-            overlay.update({o.path: o.text for o in result.outputs})
-    return results

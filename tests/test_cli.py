@@ -272,3 +272,51 @@ def test_restart_reconciles_an_output_deleted_while_no_daemon_ran(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def _with_nova(repo: Path) -> Path:
+    nova = repo / "src/zoo/models/nova/modular_nova.py"
+    nova.parent.mkdir()
+    (nova.parent / "__init__.py").write_text("")
+    nova.write_text(
+        "from ..orbit.modeling_orbit import OrbitModel\n\n\n"
+        "class NovaModel(OrbitModel):\n    pass\n"
+    )
+    return nova
+
+
+def test_check_in_parallel_matches_sequential_and_children_see_fresh_parents(tmp_path):
+    repo = example_repo(tmp_path)
+    _with_nova(repo)
+    assert modwatch(repo, "convert", "src").returncode == 0
+    source = repo / MODULAR
+    source.write_text(source.read_text().replace(EDIT_OLD, EDIT_NEW))
+    one = modwatch(repo, "check", "src", "--json", "-j", "1")
+    two = modwatch(repo, "check", "src", "--json", "-j", "2")
+    assert one.returncode == two.returncode == 1
+    assert json.loads(one.stdout) == json.loads(two.stdout)
+    stale = {o["path"] for o in json.loads(two.stdout)["outputs"] if o["status"] == "stale"}
+    # nova's output is stale too: its parent, orbit's modeling file, changes with the edit.
+    assert stale == {MODELING.as_posix(), "src/zoo/models/nova/modeling_nova.py"}
+
+
+def test_check_changed_since_limits_to_changed_files_and_dependents(tmp_path):
+    repo = example_repo(tmp_path)
+    _with_nova(repo)
+    assert modwatch(repo, "convert", "src").returncode == 0
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "outputs")
+    quiet = modwatch(repo, "check", "--changed-since", "HEAD", "--json")
+    assert quiet.returncode == 0 and json.loads(quiet.stdout)["outputs"] == []
+    zeta = repo / "src/zoo/models/zeta/modeling_zeta.py"
+    zeta.write_text(zeta.read_text().replace("ZETA_SCALE = 2.0", "ZETA_SCALE = 4.0"))
+    done = modwatch(repo, "check", "--changed-since", "HEAD", "--json")
+    assert done.returncode == 1
+    sources = {o["source"] for o in json.loads(done.stdout)["outputs"]}
+    assert sources == {MODULAR.as_posix(), "src/zoo/models/nova/modular_nova.py"}
+
+
+def test_check_rejects_zero_jobs(tmp_path):
+    repo = example_repo(tmp_path)
+    done = modwatch(repo, "check", "src", "-j", "0")
+    assert done.returncode == 2 and "-j must be at least 1" in done.stderr
