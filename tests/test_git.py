@@ -366,16 +366,22 @@ def test_path_outside_worktree_raises_git_error(repo: Path, tmp_path: Path) -> N
 
 
 def _children() -> dict[int, bytes]:
-    """Return this process's children (all threads) and their command lines."""
+    """Return this process's git children (all threads) and their command lines.
+
+    Other children are not ours to count: an earlier test's process pool leaves
+    multiprocessing's resource tracker running for the rest of the session.
+    """
     pids = [
         int(p) for f in Path("/proc/self/task").glob("*/children") for p in f.read_text().split()
     ]
     found = {}
     for pid in pids:
         try:
-            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:  # exited between the two reads
             continue
+        if Path(cmdline.split(b"\0")[0].decode()).name.startswith("git"):
+            found[pid] = cmdline
     return found
 
 
