@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,13 @@ def _wait_started(log: Path, deadline: float) -> None:
         time.sleep(0.05)  # polling for the start line, with a deadline
 
 
-def soak(cycles: int, workdir: Path, *, every: int = 0) -> list[Sample]:
+def soak(
+    cycles: int,
+    workdir: Path,
+    *,
+    every: int = 0,
+    on_sample: Callable[[Sample], None] | None = None,
+) -> list[Sample]:
     """Run ``cycles`` edit/sync cycles against a real daemon; sample at 1, middle and end."""
     repo = example.create(workdir / "zoo")
     log_path = workdir / "daemon.log"
@@ -89,6 +96,8 @@ def soak(cycles: int, workdir: Path, *, every: int = 0) -> list[Sample]:
                 raise RuntimeError(f"cycle {cycle}: output not regenerated")
             if cycle in wanted or (every and cycle % every == 0):
                 samples.append(sample(proc.pid, cycle))
+                if on_sample is not None:
+                    on_sample(samples[-1])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -101,13 +110,19 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=0, help="also sample every N cycles")
     args = parser.parse_args()
     started = time.perf_counter()
+    print(f"{'cycle':>8} {'fds':>5} {'children':>9} {'rss_mb':>8} {'elapsed_s':>10}", flush=True)
+
+    def show(s: Sample) -> None:
+        elapsed = time.perf_counter() - started
+        print(
+            f"{s.cycle:>8} {s.fds:>5} {s.children:>9} {s.rss_kb / 1024:>8.1f} {elapsed:>10.0f}",
+            flush=True,
+        )
+
     with tempfile.TemporaryDirectory(prefix="modwatch-soak-") as tmp:
-        samples = soak(args.cycles, Path(tmp), every=args.every)
+        soak(args.cycles, Path(tmp), every=args.every, on_sample=show)
     elapsed = time.perf_counter() - started
     print(f"{args.cycles} cycles in {elapsed:.0f} s ({elapsed / args.cycles * 1000:.0f} ms/cycle)")
-    print(f"{'cycle':>8} {'fds':>5} {'children':>9} {'rss_mb':>8}")
-    for s in samples:
-        print(f"{s.cycle:>8} {s.fds:>5} {s.children:>9} {s.rss_kb / 1024:>8.1f}")
 
 
 if __name__ == "__main__":
