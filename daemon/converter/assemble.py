@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from daemon.converter.imports import (
     TORCH_GUARDED_TYPES,
@@ -20,7 +19,7 @@ from daemon.converter.imports import (
     guard_torch,
     select_imports,
 )
-from daemon.converter.inventory import TopNode, gather_inventory
+from daemon.converter.inventory import TopNode, code_of, gather_inventory
 from daemon.converter.layout import (
     OutputFile,
     class_closure,
@@ -41,7 +40,7 @@ from daemon.converter.parents import (
     read_parents,
 )
 from daemon.converter.rename import rename_docs
-from daemon.converter.resolve import dotted_name, gather_model_imports
+from daemon.converter.resolve import LazyPositions, dotted_name, gather_model_imports
 from daemon.converter.supercall import UnrollError
 from daemon.converter.trailers import FILE_ORDER, Trailers, gather_trailers, route
 from daemon.errors import ConvertError
@@ -68,13 +67,17 @@ class Conversion:
         self.casing = CasingTable()
         self.warnings: list[str] = []
         self.parent_paths: tuple[Path, ...] = ()
-        self.current_line: int | None = None
-        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self.module = wrapper.module
-        self._positions = wrapper.resolve(PositionProvider)
+        self.current_node: cst.CSTNode | None = None  # the class being placed, for errors
+        self.module = module
+        self._positions = LazyPositions(module)
         self.files: dict[str, OutputFile] = {}
         self.cross_file: list[PoolEntry] = []
         self.siblings: dict[str, set[str]] = {}
+
+    @property
+    def current_line(self) -> int | None:
+        """The 1-based line of the class being placed, if any (for unexpected errors)."""
+        return self.line_of(self.current_node) if self.current_node is not None else None
 
     def line_of(self, node: cst.CSTNode) -> int | None:
         """The 1-based line of a modular node, when it is one."""
@@ -214,14 +217,14 @@ class Conversion:
 
     def _place_classes(self) -> None:
         for name, node in self.inventory.classes.items():
-            self.current_line = self.line_of(node)
+            self.current_node = node
             kind = route(name, self.cased)
             bases = model_specific_bases(node, self.imports)
             if bases:
                 self._place_merged(name, node, bases[0], kind)
             else:
                 self._place_unmerged(name, node, kind)
-        self.current_line = None
+        self.current_node = None
 
     # -- P10: trailers --------------------------------------------------------------------
 
@@ -286,14 +289,22 @@ class Conversion:
             imports = select_imports(pool, [*nodes, *tail], set(file.nodes))
             if kind in TORCH_GUARDED_TYPES:
                 imports = guard_torch(imports)
-            module = cst.Module(
-                header=self.module.header,
-                body=[*imports, *nodes, *tail],
-                default_newline="\n",
-                default_indent="    ",
-            )
-            texts[kind] = module.code
+            texts[kind] = module_code(self.module.header, [*imports, *nodes, *tail])
         return texts
+
+
+def module_code(header: Sequence[cst.EmptyLine], body: Sequence[cst.CSTNode]) -> str:
+    """``cst.Module(header=header, body=body, default_newline="\\n", default_indent="    ").code``.
+
+    A module renders as its header, body and footer lines one after the other, each at
+    indentation zero with the module's defaults, which are ``code_of``'s; so the text is the
+    concatenation of the (cached) ``code_of`` of each part, and the classes copied unchanged from
+    a cached parent, or already rendered for the import selection, are not rendered again.
+    An empty module is one newline.
+    """
+    if not header and not body:
+        return "\n"
+    return "".join(code_of(node) for node in (*header, *body))
 
 
 def _in_source_order(

@@ -8,12 +8,21 @@ lines first, then guarded blocks, the rebuilt torch blocks last).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 import libcst as cst
-from libcst.metadata import ImportAssignment, MetadataWrapper, ScopeProvider
+from libcst.metadata import (
+    ExpressionContextProvider,
+    ImportAssignment,
+    MetadataWrapper,
+    Scope,
+    ScopeProvider,
+)
 
-from daemon.converter.inventory import TopNode, code_of, is_import_line
+from daemon.converter.inventory import TopNode, child_fields, code_of, is_import_line
 from daemon.converter.resolve import dotted_name
 
 PoolEntry = cst.SimpleStatementLine | cst.If
@@ -38,19 +47,172 @@ def build_pool(
 
 
 def used_import_names(pool: Sequence[PoolEntry], nodes: Sequence[PoolEntry | TopNode]) -> set[str]:
-    """R-IMP-2 step 1: bound import names with a reference in pool + nodes."""
-    module = cst.Module(body=[*pool, *nodes])
-    # No defensive deep copy: only names are read back, and a node object appearing twice
-    # (an `elif` also entered on its own) only adds references.
-    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    """R-IMP-2 step 1: bound import names with a reference in pool + nodes.
+
+    The scope analysis of the whole ``pool + nodes`` module is the reference; it is computed as
+    the union of one analysis of ``pool + node`` per node, each cached by the code of pool and
+    node, so a warm conversion only analyses the nodes that changed. The union is the same set:
+    libcst resolves an access through its own scopes and the module scope only, and an import
+    of the pool precedes every node, so more module-level bindings from other nodes never drop
+    a reference to it. The one thing a node can add to another node's references is a binding
+    of its own at module level: nodes that bind imports outside a function or class body, or
+    declare ``global``/``nonlocal``, fall back to the whole-module analysis.
+    """
+    if any(not _composable(node) for node in nodes):
+        return _scope_used(cst.Module(body=[*pool, *nodes]))
+    bindings = [(entry, code_of(entry), _bound_roots(entry)) for entry in pool]
+    used = set(_cached_used("".join(code for _, code, _ in bindings), pool, None, ""))
+    for node in nodes:
+        code = code_of(node)
+        tokens = set(_TOKEN.findall(code))
+        # Only pool entries binding a name the node's text mentions can be referenced by it.
+        kept = [(entry, text) for entry, text, roots in bindings if roots & tokens]
+        key = "".join(text for _, text in kept)
+        used |= _cached_used(key, [entry for entry, _ in kept], node, code)
+    return used
+
+
+_TOKEN = re.compile(r"\w+")
+_ROOTS_CACHE: OrderedDict[int, tuple[cst.CSTNode, frozenset[str]]] = OrderedDict()
+_ID_CACHE_SIZE = 20_000
+
+
+class _Bindings(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.roots: set[str] = set()
+
+    def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
+        self.roots.add(bound_name(node).split(".")[0])
+
+
+def _bound_roots(entry: PoolEntry) -> frozenset[str]:
+    """The first dotted part of every name an import of ``entry`` binds; ``*`` for a star."""
+    cached = _ROOTS_CACHE.get(id(entry))
+    if cached is not None and cached[0] is entry:
+        return cached[1]
+    finder = _Bindings()
+    entry.visit(finder)
+    roots: frozenset[str]
+    if "import *" in code_of(entry) or not finder.roots:
+        roots = _EVERYTHING  # a star binds unknown names; keep such entries with every node
+    else:
+        roots = frozenset(finder.roots)
+    _ROOTS_CACHE[id(entry)] = (entry, roots)
+    if len(_ROOTS_CACHE) > _ID_CACHE_SIZE:
+        _ROOTS_CACHE.popitem(last=False)
+    return roots
+
+
+class _Everything(frozenset[str]):
+    """A set that intersects every non-empty set."""
+
+    def __and__(self, other: object) -> frozenset[str]:
+        return frozenset({"*"})
+
+    __rand__ = __and__
+
+
+_EVERYTHING = _Everything()
+
+
+def _scope_used(module: cst.Module) -> set[str]:
+    """Bound import names of ``module`` (any scope) with at least one reference."""
     used: set[str] = set()
     # Every scope counts: a referenced function-local import of a name keeps the module-level
     # import of that name alive, and ruff's F811 fix then deletes the local one (mask2former).
-    for scope in {scope for scope in scopes.values() if scope is not None}:
+    for scope in {scope for scope in _module_scopes(module).values() if scope is not None}:
         for assignment in scope.assignments:
             if isinstance(assignment, ImportAssignment) and assignment.references:
                 used.add(assignment.name)
     return used
+
+
+def _module_scopes(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
+    """libcst's ``ScopeProvider`` metadata of ``module``, without ``MetadataWrapper``.
+
+    Both providers (libcst 1.9.0, pinned) only implement ``visit_Module``, which runs their
+    own visitor over the tree; the wrapper adds a batched walk of every node that calls nothing
+    else, and an ``inspect.getmembers`` per provider per module (~5 ms each time, most of the
+    cost of analysing one small node). ``scopes_reference`` is the wrapper-based reference
+    the tests compare this with. No defensive deep copy: only names are read back, and a node
+    object appearing twice (an `elif` also entered on its own) only adds references.
+    """
+    context = ExpressionContextProvider()
+    context.visit_Module(module)
+    provider = ScopeProvider()
+    provider.metadata = {ExpressionContextProvider: context._computed}
+    provider.visit_Module(module)
+    return cast(Mapping[cst.CSTNode, Scope | None], provider._computed)
+
+
+def scopes_reference(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
+    """``_module_scopes`` the documented way, through ``MetadataWrapper`` (for the tests)."""
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+
+
+_USED_CACHE: OrderedDict[tuple[str, str | None], frozenset[str]] = OrderedDict()
+_USED_CACHE_SIZE = 4096  # entries of a few names each; a model's outputs hold ~20-100 nodes
+
+
+def _cached_used(
+    pool_key: str, pool: Sequence[PoolEntry], node: PoolEntry | TopNode | None, code: str
+) -> frozenset[str]:
+    """``_scope_used`` of ``pool + [node]``, LRU-cached by their code."""
+    key = (pool_key, None if node is None else code)
+    found = _USED_CACHE.get(key)
+    if found is not None:
+        _USED_CACHE.move_to_end(key)
+        return found
+    body = [*pool] if node is None else [*pool, node]
+    found = frozenset(_scope_used(cst.Module(body=body)))
+    _USED_CACHE[key] = found
+    if len(_USED_CACHE) > _USED_CACHE_SIZE:
+        _USED_CACHE.popitem(last=False)
+    return found
+
+
+_COMPOSABLE_CACHE: OrderedDict[str, bool] = OrderedDict()
+
+
+def _composable(node: cst.CSTNode) -> bool:
+    """True when ``node`` binds no import at module level and declares no ``global``/``nonlocal``
+    (inside a function or class body an import binds locally unless such a declaration says
+    otherwise)."""
+    if not isinstance(node, cst.ClassDef | cst.FunctionDef | cst.SimpleStatementLine):
+        return False
+    if isinstance(node, cst.SimpleStatementLine) and any(
+        isinstance(statement, cst.Import | cst.ImportFrom) for statement in node.body
+    ):
+        return False
+    code = code_of(node)
+    if "global" not in code and "nonlocal" not in code:
+        return True  # neither keyword can occur without its text
+    found = _COMPOSABLE_CACHE.get(code)
+    if found is None:
+        found = not _has_declaration(node)
+        _COMPOSABLE_CACHE[code] = found
+        if len(_COMPOSABLE_CACHE) > _ID_CACHE_SIZE:
+            _COMPOSABLE_CACHE.popitem(last=False)
+    return found
+
+
+def _has_declaration(root: cst.CSTNode) -> bool:
+    """A ``global`` or ``nonlocal`` statement anywhere under ``root``."""
+    stack: list[object] = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Global | cst.Nonlocal):
+            return True
+        if not isinstance(node, cst.CSTNode):
+            continue
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, list | tuple):
+                stack.extend(value)
+    return False
 
 
 def bound_name(alias: cst.ImportAlias) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,9 +23,22 @@ TopNode = cst.ClassDef | cst.FunctionDef | cst.SimpleStatementLine
 _EMPTY = cst.Module(body=[])
 
 
+_CODE_CACHE: OrderedDict[int, tuple[cst.CSTNode, str]] = OrderedDict()
+_CODE_CACHE_SIZE = 8192  # nodes; the cache keeps them alive, so an id is never reused
+
+
 def code_of(node: cst.CSTNode) -> str:
-    """The source text of a node, rendered on its own."""
-    return _EMPTY.code_for_node(node)
+    """The source text of a node, rendered on its own; cached per node object (nodes are
+    immutable, and a cached parent's nodes are the same objects on every conversion)."""
+    cached = _CODE_CACHE.get(id(node))
+    if cached is not None and cached[0] is node:
+        _CODE_CACHE.move_to_end(id(node))
+        return cached[1]
+    code = _EMPTY.code_for_node(node)
+    _CODE_CACHE[id(node)] = (node, code)
+    if len(_CODE_CACHE) > _CODE_CACHE_SIZE:
+        _CODE_CACHE.popitem(last=False)
+    return code
 
 
 def is_import_line(node: cst.CSTNode) -> bool:
@@ -160,7 +173,7 @@ class GatherIdentifiersVisitor(cst.CSTVisitor):
 
 
 @functools.cache
-def _child_fields(node_type: type[cst.CSTNode]) -> tuple[str, ...]:
+def child_fields(node_type: type[cst.CSTNode]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(node_type))
 
 
@@ -174,7 +187,7 @@ def _collect_names(root: cst.CSTNode) -> set[str]:
             continue
         if not isinstance(node, cst.CSTNode):
             continue
-        for name in _child_fields(type(node)):
+        for name in child_fields(type(node)):
             value = getattr(node, name)
             if isinstance(value, cst.CSTNode):
                 stack.append(value)

@@ -14,7 +14,7 @@ from daemon.converter import Converted, Failed, Output, Result, Skipped
 from daemon.converter.assemble import Conversion
 from daemon.converter.naming import load_casing_table
 from daemon.converter.parse import parse_module
-from daemon.converter.render import banner, format_source
+from daemon.converter.render import banner, format_many
 from daemon.converter.resolve import read_text
 from daemon.errors import ConvertError
 
@@ -72,12 +72,12 @@ def run(
         conversion = Conversion(source, module, model=model, root=root, overlay=overlay)
         conversion.casing = load_casing_table(root)
         files = conversion.convert()
-        outputs = []
-        for kind, body in files.items():
-            raw = header + body
-            path = output_path(source, kind)
-            final = format_source(raw, path, root) if format else raw
-            outputs.append(Output(path, kind, final))
+        raws = [(output_path(source, kind), header + body) for kind, body in files.items()]
+        finals = format_many(raws, root) if format else [raw for _, raw in raws]
+        outputs = [
+            Output(path, kind, final)
+            for kind, (path, _), final in zip(files, raws, finals, strict=True)
+        ]
     except ConvertError as error:
         return Failed(source, error.cause, error.line)
     except RecursionError:

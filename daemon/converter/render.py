@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from daemon.errors import ConvertError
@@ -24,6 +28,7 @@ _BANNER = (
     f"#{' ' * 16}{_SIRENS}\n"
 )
 _PATH_ANCHORS = ("src/transformers/", "examples/")
+_RUFF_WORKERS = 4  # concurrent ruff pipelines per conversion (outputs: 1 to 5)
 _RUFF_TIMEOUT = 60.0  # seconds; one file takes milliseconds, so this only catches a hung ruff
 
 
@@ -86,6 +91,19 @@ def format_source(text: str, path: Path, root: Path) -> str:
         ConvertError: ruff is missing or does not answer.
     """
     ruff = find_ruff()
+    key = _format_key(text, path, root, ruff)
+    with _FORMATTED_LOCK:  # format_many calls this from several threads
+        cached = _FORMATTED.get(key)
+        if cached is not None:
+            _FORMATTED.move_to_end(key)
+            return cached
+    result = _format_uncached(text, path, root, ruff)
+    with _FORMATTED_LOCK:
+        _remember(key, result)
+    return result
+
+
+def _format_uncached(text: str, path: Path, root: Path, ruff: Path) -> str:
     stdin_name = str(path)
     fixed = _run_ruff(
         [ruff, "check", "-", "--fix", "--exit-zero", "--quiet", "--stdin-filename", stdin_name],
@@ -99,6 +117,65 @@ def format_source(text: str, path: Path, root: Path) -> str:
         [ruff, "format", "-", "--quiet", "--stdin-filename", stdin_name], fixed, root, path
     )
     return text if formatted is None else formatted
+
+
+# Formatted texts by everything ruff's answer depends on (R-FMT): an output whose raw text did
+# not change since the last conversion (a sibling of the edited class, a dependent untouched by
+# a neutral parent edit, the same file converted again) costs no ruff process.
+_FORMATTED: OrderedDict[bytes, str] = OrderedDict()
+_FORMATTED_BYTES = [0]
+_FORMATTED_LOCK = threading.Lock()
+_FORMATTED_LIMIT = 32 * 1024 * 1024  # characters of formatted text kept
+_CONFIG_NAMES = (".ruff.toml", "ruff.toml", "pyproject.toml")
+_RUFF_IDENTITY: dict[tuple[str, int, int], bytes] = {}
+
+
+def _format_key(text: str, path: Path, root: Path, ruff: Path) -> bytes:
+    """A digest of the raw text, the stdin file name, the working directory, ruff's binary
+    (by content) and every config file ruff could discover for ``path`` (by content)."""
+    digest = hashlib.sha256()
+    for part in (text, str(path), str(root)):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(_ruff_identity(ruff))
+    for directory in (path.parent, *path.parent.parents, *_user_config_dirs()):
+        for name in _CONFIG_NAMES:
+            try:
+                content = (directory / name).read_bytes()
+            except OSError:  # absent (the usual case), or unreadable: ruff sees no file either
+                continue
+            digest.update(f"{directory / name}\0".encode("utf-8", "surrogatepass") + content)
+    for name, value in sorted(os.environ.items()):
+        if name.startswith("RUFF_"):
+            digest.update(f"{name}={value}\0".encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def _user_config_dirs() -> tuple[Path, ...]:
+    """Where ruff looks for a user-level config when a project has none."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".config"
+    return (base / "ruff",)
+
+
+def _ruff_identity(ruff: Path) -> bytes:
+    """The sha256 of ruff's executable, hashed once per (path, size, mtime)."""
+    status = ruff.stat()
+    stamp = (str(ruff.resolve()), status.st_size, status.st_mtime_ns)
+    found = _RUFF_IDENTITY.get(stamp)
+    if found is None:
+        found = hashlib.sha256(ruff.resolve().read_bytes()).digest()
+        _RUFF_IDENTITY[stamp] = found
+    return found
+
+
+def _remember(key: bytes, formatted: str) -> None:
+    if key in _FORMATTED:  # another thread formatted the same text meanwhile
+        return
+    _FORMATTED[key] = formatted
+    _FORMATTED_BYTES[0] += len(formatted)
+    while _FORMATTED_BYTES[0] > _FORMATTED_LIMIT and len(_FORMATTED) > 1:
+        _, dropped = _FORMATTED.popitem(last=False)
+        _FORMATTED_BYTES[0] -= len(dropped)
 
 
 def _run_ruff(command: list[str | Path], text: str, root: Path, path: Path) -> str | None:
@@ -122,14 +199,24 @@ def _run_ruff(command: list[str | Path], text: str, root: Path, path: Path) -> s
 def format_many(items: Sequence[tuple[Path, str]], root: Path) -> list[str]:
     """Format several outputs of one repository; see ``format_source``.
 
+    Each output keeps its own ``ruff check --fix`` then ``ruff format`` pair on stdin, so the
+    text is exactly what ``format_source`` gives; the pairs of different outputs are
+    independent and run concurrently (the time is process start-up, not CPU, for most outputs).
+
     Args:
         items: ``(output path, raw text)`` pairs.
         root: the repository root.
 
     Returns:
         The formatted texts, in the order of ``items``.
+
+    Raises:
+        ConvertError: as ``format_source``, for the first failing item in order.
     """
-    return [format_source(text, path, root) for path, text in items]
+    if len(items) <= 1:
+        return [format_source(text, path, root) for path, text in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), _RUFF_WORKERS)) as pool:
+        return list(pool.map(lambda item: format_source(item[1], item[0], root), items))
 
 
 def compiles(text: str, path: Path) -> str | None:

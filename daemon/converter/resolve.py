@@ -7,8 +7,10 @@ order of first import, imported names are recorded, and each parent's file is lo
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +95,15 @@ class ParentImport:
 
     module: str  # normalised dotted name, transformers.models.<m>.<file>
     statement: cst.ImportFrom
-    line: int
+    positions: Mapping[cst.CSTNode, CodeRange] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @property
+    def line(self) -> int:
+        """The 1-based line of the import (0 when unknown); positions are resolved on demand."""
+        position = self.positions.get(self.statement)
+        return position.start.line if position is not None else 0
 
     @property
     def model(self) -> str:
@@ -129,22 +139,24 @@ class GatherModelImportsVisitor(cst.CSTVisitor):
         self.positions = positions
         self.found = ModelImports()
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+    def line_of(self, node: cst.CSTNode) -> int:
         position = self.positions.get(node)
-        line = position.start.line if position is not None else 0
+        return position.start.line if position is not None else 0
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         name = dotted_name(node.module) if node.module is not None else None
         if not node.relative and name == "transformers":
             raise ConvertError(  # R-ERR-3
                 self.source,
                 "`from transformers import ...` is not allowed in a modular file",
-                line=line,
+                line=self.line_of(node),
                 hint="import from the model's module with a relative path, "
                 "e.g. `from ..llama.modeling_llama import LlamaModel`",
             )
         if not registers_parent(node) or name is None:
             return
         module = normalise_module(name)
-        parent = self.found.parents.setdefault(module, ParentImport(module, node, line))
+        parent = self.found.parents.setdefault(module, ParentImport(module, node, self.positions))
         if isinstance(node.names, cst.ImportStar):
             return
         for alias in node.names:
@@ -153,11 +165,39 @@ class GatherModelImportsVisitor(cst.CSTVisitor):
                 raise ConvertError(  # R-ERR-2
                     self.source,
                     f"{imported} is imported from the modeling file {module}",
-                    line=line,
+                    line=self.line_of(node),
                     hint=f"import {imported} from the configuration file instead",
                 )
             self.found.names.pop(imported, None)  # R-PAR-1 step 5: a later import overwrites
             self.found.names[imported] = module
+
+
+class LazyPositions(Mapping[cst.CSTNode, CodeRange]):
+    """``PositionProvider`` metadata of a module, resolved on first use.
+
+    Positions only serve error messages, and resolving them walks the whole modular file
+    (about a sixth of a warm conversion), so a conversion that succeeds never pays for them.
+    The module must not be replaced by a copy: lines are looked up by node identity.
+    """
+
+    def __init__(self, module: cst.Module) -> None:
+        self._module = module
+        self._resolved: Mapping[cst.CSTNode, CodeRange] | None = None
+
+    def _positions(self) -> Mapping[cst.CSTNode, CodeRange]:
+        if self._resolved is None:
+            wrapper = MetadataWrapper(self._module, unsafe_skip_copy=True)
+            self._resolved = wrapper.resolve(PositionProvider)
+        return self._resolved
+
+    def __getitem__(self, node: cst.CSTNode) -> CodeRange:
+        return self._positions()[node]
+
+    def __iter__(self) -> Iterator[cst.CSTNode]:
+        return iter(self._positions())
+
+    def __len__(self) -> int:
+        return len(self._positions())
 
 
 def gather_model_imports(
@@ -173,10 +213,51 @@ def gather_model_imports(
         positions: its ``PositionProvider`` metadata, when the caller already resolved it.
     """
     if positions is None:
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        positions = LazyPositions(module)
     visitor = GatherModelImportsVisitor(source, positions)
-    module.visit(visitor)
+    for node in import_froms(module):
+        visitor.visit_ImportFrom(node)
     return visitor.found
+
+
+@functools.cache
+def _fields(node_type: type[cst.CSTNode]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(node_type))
+
+
+# Every kind of node that holds statements; expressions never do (a lambda holds one expression).
+_STATEMENT_HOLDERS = (
+    cst.BaseStatement,
+    cst.BaseSuite,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+    cst.Else,
+    cst.Finally,
+    cst.MatchCase,
+)
+
+
+def import_froms(module: cst.Module) -> Iterator[cst.ImportFrom]:
+    """Every ``from ... import`` of ``module`` at any depth, in source order.
+
+    The order and the set are those of a ``CSTVisitor``'s ``visit_ImportFrom`` calls; only
+    statement holders are entered (their statement fields come in source order: body, handlers,
+    orelse, finalbody), which skips the expressions that are most of a file's nodes.
+    """
+    stack: list[cst.CSTNode] = list(reversed(module.body))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.SimpleStatementLine | cst.SimpleStatementSuite):
+            yield from (s for s in node.body if isinstance(s, cst.ImportFrom))
+            continue
+        children: list[cst.CSTNode] = []
+        for name in _fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, _STATEMENT_HOLDERS):
+                children.append(value)
+            elif isinstance(value, list | tuple):
+                children.extend(v for v in value if isinstance(v, _STATEMENT_HOLDERS))
+        stack.extend(reversed(children))
 
 
 def parent_path(parent: ParentImport, *, source: Path, root: Path) -> Path:

@@ -179,3 +179,32 @@ def test_compiles_reports_line_and_message():
     assert compiles("x = 1\n\0\n", Path("modeling_orbit.py")) == (
         "line 2: source contains a null byte"
     )
+
+
+def test_r_fmt_1_an_unchanged_raw_text_is_not_formatted_again(tmp_path, monkeypatch):
+    from daemon.converter import render
+
+    root = repository(tmp_path / "repo")
+    calls: list[str] = []
+    real = render._run_ruff
+
+    def counting(command, text, where, path):
+        calls.append(str(command[1]))
+        return real(command, text, where, path)
+
+    monkeypatch.setattr(render, "_run_ruff", counting)
+    raw = "x = ( 'orbit' )\n"
+    first = format_source(raw, root / "modeling_orbit.py", root)
+    assert format_source(raw, root / "modeling_orbit.py", root) == first == 'x = "orbit"\n'
+    assert calls == ["check", "format"]
+
+    # The config is part of the key: the same text under another quote style is formatted anew.
+    (root / "pyproject.toml").write_text(
+        RUFF_SETTINGS.format(length=119) + '\n[tool.ruff.format]\nquote-style = "single"\n',
+        encoding="utf-8",
+    )
+    assert format_source(raw, root / "modeling_orbit.py", root) == "x = 'orbit'\n"
+    assert calls == ["check", "format", "check", "format"]
+    # Another stdin file name is another key too.
+    format_source(raw, root / "configuration_orbit.py", root)
+    assert len(calls) == 6

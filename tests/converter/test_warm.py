@@ -1,0 +1,200 @@
+"""The warm-path shortcuts give exactly what the plain computations they replace give."""
+
+from __future__ import annotations
+
+import textwrap
+
+import libcst as cst
+import pytest
+from libcst.metadata import ImportAssignment
+
+from daemon.converter import imports
+from daemon.converter.assemble import module_code
+from daemon.converter.imports import used_import_names
+from daemon.converter.inventory import code_of
+from daemon.converter.resolve import LazyPositions, import_froms
+
+POOL = """
+import torch
+import torch.nn.functional as F
+import os.path
+from typing import Optional
+from ...utils import is_scipy_available, logging
+from .helpers import *
+if is_scipy_available():
+    from scipy import optimize
+    import numpy as np
+else:
+    optimize = None
+"""
+
+NODES = [
+    "def f(x: 'torch.Tensor') -> Optional[int]:\n    return F.relu(x)\n",
+    "class A(torch.nn.Module):\n    import math\n\n    def g(self):\n        return math.pi\n",
+    "def h():\n    from ...image_utils import get_max\n\n    return get_max(os.path.join('a'))\n",
+    "def k():\n    np = 1\n\n    def inner():\n        return np\n\n    return inner\n",
+    "X = [np for np in range(3)]\n",
+    "logger = logging.get_logger(__name__)\n",
+    "def star():\n    return helper_from_star()\n",
+    "class B:\n    optimize = 1\n\n    def m(self):\n        return optimize\n",
+    "def lam():\n    return lambda torch: torch\n",
+]
+# Nodes the composition must not split: module-level bindings other nodes can see.
+GLUED = [
+    "def uses_late():\n    return late\n",
+    "from .late import late\n",
+    "def declares():\n    global glob\n    import glob\n",
+    "def reads_glob():\n    return glob.glob('*')\n",
+]
+
+
+def statements(text: str) -> list[cst.SimpleStatementLine | cst.BaseCompoundStatement]:
+    return list(cst.parse_module(textwrap.dedent(text).lstrip("\n")).body)
+
+
+def reference_used(module: cst.Module) -> set[str]:
+    """The whole-module analysis through ``MetadataWrapper``, as the converter did before."""
+    used: set[str] = set()
+    for scope in {s for s in imports.scopes_reference(module).values() if s is not None}:
+        for assignment in scope.assignments:
+            if isinstance(assignment, ImportAssignment) and assignment.references:
+                used.add(assignment.name)
+    return used
+
+
+def nodes_of(texts: list[str]) -> list[cst.SimpleStatementLine | cst.BaseCompoundStatement]:
+    return [node for text in texts for node in statements(text)]
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, len(NODES)])
+def test_composed_analysis_equals_the_whole_module_analysis(count):
+    pool = statements(POOL)
+    nodes = nodes_of(NODES[:count])
+    expected = reference_used(cst.Module(body=[*pool, *nodes]))
+
+    assert used_import_names(pool, nodes) == expected  # type: ignore[arg-type]
+    assert used_import_names(pool, nodes) == expected  # type: ignore[arg-type]  # warm
+
+
+@pytest.mark.parametrize("index", range(len(GLUED)))
+def test_module_level_bindings_fall_back_to_the_whole_module(index):
+    pool = statements(POOL)
+    nodes = nodes_of([*NODES, *GLUED[: index + 1]])
+    expected = reference_used(cst.Module(body=[*pool, *nodes]))
+
+    assert used_import_names(pool, nodes) == expected  # type: ignore[arg-type]
+
+
+def test_an_edited_node_is_analysed_again():
+    pool = statements(POOL)
+    before = nodes_of(["def f():\n    return torch\n"])
+    after = nodes_of(["def f():\n    return np\n"])
+
+    assert used_import_names(pool, before) == {"torch", "is_scipy_available"}  # type: ignore[arg-type]
+    assert used_import_names(pool, after) == {"np", "is_scipy_available"}  # type: ignore[arg-type]
+
+
+def test_scopes_without_the_wrapper_match_the_wrapper():
+    module = cst.Module(body=[*statements(POOL), *nodes_of(NODES), *nodes_of(GLUED)])
+    fast = imports._module_scopes(module)
+    slow = imports.scopes_reference(module)
+
+    # A string annotation is parsed again by each run, so its nodes differ; all others match.
+    common = set(fast) & set(slow)
+    assert len(fast) == len(slow)
+    assert len(common) > 0.9 * len(slow)
+    assert all(type(fast[node]) is type(slow[node]) for node in common)
+    assert imports._scope_used(module) == reference_used(module)
+
+
+def test_code_of_is_cached_per_node_object():
+    node = statements("x = ( 1 )\n")[0]
+
+    assert code_of(node) == "x = ( 1 )\n"
+    assert code_of(node) is code_of(node)
+    assert code_of(node.with_changes()) == "x = ( 1 )\n"
+
+
+class _AllImportFroms(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[cst.ImportFrom] = []
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        self.found.append(node)
+
+
+def test_import_froms_match_a_visitor_in_order():
+    module = cst.parse_module(
+        textwrap.dedent(
+            """
+            from a import b
+            try:
+                from c import d
+            except ImportError:
+                from e import f
+            else:
+                from g import h
+            finally:
+                from i import j
+            if x:
+                from k import l
+            elif y:
+                from m import n
+            else:
+                from o import p
+            class C:
+                from q import r
+                def f(self):
+                    with z:
+                        from s import t
+                    for _ in w:
+                        from u import v
+                    else:
+                        from w import x
+                    while q: from y import z
+            match v:
+                case 1:
+                    from aa import bb
+            from cc import dd; import ee
+            """
+        )
+    )
+    visitor = _AllImportFroms()
+    module.visit(visitor)
+
+    found = list(import_froms(module))
+    assert len(found) == len(visitor.found) == 15
+    assert all(a is b for a, b in zip(found, visitor.found, strict=True))
+
+
+def test_lazy_positions_resolve_on_demand():
+    module = cst.parse_module("import os\n\nfrom a import b\n")
+    positions = LazyPositions(module)
+    statement = module.body[1]
+
+    assert positions._resolved is None
+    assert positions[statement].start.line == 3
+    assert positions.get(cst.Name("elsewhere")) is None
+    assert len(positions) == len(list(positions))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "# a header comment\n\nimport os\n",
+        "# only a comment\n",
+        "import os\n\n\nclass A:\n    def f(self):\n        return 1\n\n\n# trailing\nx = 1\n",
+        "if x:\n\tpass\n",
+        "def f():\n    '''doc'''\n    # inner comment\n\n    return (\n        1,\n    )\n",
+    ],
+)
+def test_module_code_matches_libcst_rendering(text):
+    parsed = cst.parse_module(text)
+    body = [*parsed.body]
+    module = cst.Module(
+        header=parsed.header, body=body, default_newline="\n", default_indent="    "
+    )
+
+    assert module_code(parsed.header, body) == module.code
