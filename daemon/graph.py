@@ -87,3 +87,27 @@ def possible_outputs(source: Path) -> set[Path]:
         "feature_extraction",
     )
     return {source.with_name(f"{kind}_{name}") for kind in kinds}
+
+
+def readers(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) -> set[Path]:
+    """The sources that read one of ``changed`` directly (one level of ``dependents``)."""
+    changed = {p.resolve(strict=False) for p in changed}
+    return {s for s, ps in parents.items() if changed & set(ps)}
+
+
+def topological(sources: Iterable[Path], parents: Mapping[Path, Iterable[Path]]) -> list[Path]:
+    """``sources`` ordered so that one whose outputs another reads comes first (from the
+    graph already known: no re-parsing); ties and cycles fall back to path order."""
+    pending = set(sources)
+    outputs = {s: possible_outputs(s) for s in pending}
+    needs = {
+        s: {t for t in pending if t != s and outputs[t] & set(parents.get(s, ()))} for s in pending
+    }
+    ordered: list[Path] = []
+    while pending:
+        ready = sorted(s for s in pending if not needs[s] & pending)
+        if not ready:  # a cycle: each file still reports its own result
+            ready = sorted(pending)
+        ordered.extend(ready)
+        pending -= set(ready)
+    return ordered

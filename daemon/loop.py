@@ -24,6 +24,7 @@ from daemon import config as config_module
 from daemon import control, example, git
 from daemon.config import Config
 from daemon.errors import DaemonError
+from daemon.graph import readers, topological
 from daemon.log import get_logger
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
@@ -107,22 +108,42 @@ class Daemon:
         self.notifier.status(self.summary())
 
     def _convert(self, paths: frozenset[Path]) -> None:
-        todo = self._affected(paths)
-        if not todo:
+        """Convert the edited sources first, then, wave by wave, the sources that read an
+        output this batch actually rewrote (or a changed hand-written parent): the saved file
+        is written before its dependents are even planned, and each source runs once."""
+        direct, foreign = self._plan(paths)
+        if not direct and not foreign:
             return  # the echo of our own writes, a touch, noise: no git, no work
         if self._hold_while_git_works():
-            todo = self._affected(paths)  # what git left behind is what counts
+            direct, foreign = self._plan(paths)  # what git left behind is what counts
         check_only = self._head_moved() and self.config.hook_on_checkout == "flag"
-        log.debug("batch.started", paths=len(paths), sources=len(todo))
-        for source in todo:
-            if self._stop.is_set():
-                break  # between two atomic writes: nothing is half-written
-            if check_only and self.runner.matches_head(source):
-                # Rule 12: right after a checkout, check and flag; never rewrite what the
-                # commit holds (it may need another converter version).
-                self._remember(self.runner.check_only(source))
-            else:
-                self._remember(self.runner.run(source))
+        done: set[Path] = set()
+        wave = topological(set(direct) | readers(self.runner.parents, foreign), self.runner.parents)
+        while wave:
+            rewritten: set[Path] = set()
+            for source in wave:
+                if self._stop.is_set():
+                    return  # between two atomic writes: nothing is half-written
+                done.add(source)
+                record = self._run_one(source, check_only=check_only)
+                rewritten |= {o.path for o in record.outputs if o.status == "written"}
+            following = readers(self.runner.parents, rewritten) - done
+            wave = topological({s for s in following if s.exists()}, self.runner.parents)
+
+    def _plan(self, paths: frozenset[Path]) -> tuple[list[Path], set[Path]]:
+        sources = {p for p in paths if self.sources(p) and p.exists()}
+        self.runner.learn(sources)  # new files, and new imports of edited ones
+        return self.runner.plan(paths, sources | set(self.runner.parents))
+
+    def _run_one(self, source: Path, *, check_only: bool) -> RunRecord:
+        if check_only and self.runner.matches_head(source):
+            # Rule 12: right after a checkout, check and flag; never rewrite what the
+            # commit holds (it may need another converter version).
+            record = self.runner.check_only(source)
+        else:
+            record = self.runner.run(source)
+        self._remember(record)
+        return record
 
     def _head_moved(self) -> bool:
         """Did HEAD move (checkout, merge, rebase, pull) since the previous batch?"""
@@ -142,12 +163,6 @@ class Daemon:
         for path in changed:
             self.driver.submit(path)
         return {"queued": len(changed)}
-
-    def _affected(self, paths: frozenset[Path]) -> list[Path]:
-        sources = {p for p in paths if self.sources(p) and p.exists()}
-        self.runner.learn(sources)  # new files, and new imports of edited ones
-        known = sources | set(self.runner.parents)
-        return self.runner.affected(paths, known, skip_unchanged=True)
 
     def _hold_while_git_works(self) -> bool:
         """Rule 5: while ``index.lock`` exists git is mid-operation (a checkout rewriting
@@ -293,13 +308,17 @@ class Daemon:
     def full_reconcile(self, why: str) -> None:
         """Submit every source and parent: each is re-read and compared by content hash,
         so only what really changed while events were lost is converted."""
+        known = set(self.runner.parents)
         found = scan(self.root, self.sources)
         self.runner.learn(found)
-        parents = {p for ps in self.runner.parents.values() for p in ps if p.exists()}
-        for path in (*found, *sorted(parents)):
+        # New files (their creation may be what was lost) and sources whose source, parents
+        # or outputs changed since their last run; never the sources the ledger has not seen
+        # (a fresh checkout: converting them all is `modwatch check`'s job, not a rescan's).
+        wanted = [s for s in found if s not in known or self.runner.stale_since_last_run(s)]
+        for path in wanted:
             self.driver.submit(path)
         self._last_reconcile = time.monotonic()
-        log.info("daemon.reconcile", reason=why, sources=len(found), parents=len(parents))
+        log.info("daemon.reconcile", reason=why, sources=len(found), submitted=len(wanted))
 
     def _close_watcher(self) -> None:
         if self.watcher is not None:

@@ -17,7 +17,7 @@ from daemon.converter import Converted, Failed, Output, Skipped, convert
 from daemon.converter.order import dependency_levels
 from daemon.errors import DaemonError
 from daemon.flags import Flags
-from daemon.graph import dependents, parent_paths, possible_outputs
+from daemon.graph import dependents, parent_paths, possible_outputs, topological
 from daemon.log import get_logger
 from daemon.outputs import Decision, Ledger, atomic_write, decide, digest, read_text
 
@@ -129,6 +129,18 @@ class Runner:
             return [p for level in dependency_levels(texts) for p in level]
         except DaemonError:
             return sorted(todo)  # a cycle: convert anyway, each file reports its own errors
+
+    def plan(self, changed: Iterable[Path], is_source: set[Path]) -> tuple[list[Path], set[Path]]:
+        """Split a batch: the sources edited (content changed since their last run, in
+        dependency order) and the other files that really changed (parents)."""
+        changed = {p.resolve(strict=False) for p in changed}
+        direct = {
+            p
+            for p in changed
+            if p in is_source and _has_content(p) and not self.unchanged_since_last_run(p)
+        }
+        foreign = {p for p in changed if p not in is_source and not self._seen_as_is(p)}
+        return topological(direct, self.parents), foreign
 
     def _seen_as_is(self, path: Path) -> bool:
         """An event on a file whose content is what we wrote (rule 7: our own echo) or what

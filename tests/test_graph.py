@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.graph import dependents, parent_paths
+from daemon.graph import dependents, parent_paths, readers, topological
 
 ROOT = Path("/repo")
 GEMMA = ROOT / "src/transformers/models/gemma/modular_gemma.py"
@@ -50,3 +50,17 @@ def test_dependents_follow_generated_outputs_transitively():
     }
     assert dependents(parents, [llama]) == {GEMMA, gemma2}
     assert dependents(parents, [GEMMA.with_name("modeling_gemma.py")]) == {gemma2}
+
+
+def test_topological_orders_by_the_known_graph_and_readers_is_one_level():
+    llama = ROOT / "src/transformers/models/llama/modeling_llama.py"
+    gemma2 = ROOT / "src/transformers/models/gemma2/modular_gemma2.py"
+    gemma3 = ROOT / "src/transformers/models/gemma3/modular_gemma3.py"
+    parents = {
+        GEMMA: (llama,),
+        gemma2: (GEMMA.with_name("modeling_gemma.py"),),
+        gemma3: (gemma2.with_name("modeling_gemma2.py"), GEMMA.with_name("modeling_gemma.py")),
+    }
+    assert topological({gemma3, gemma2, GEMMA}, parents) == [GEMMA, gemma2, gemma3]
+    assert readers(parents, [GEMMA.with_name("modeling_gemma.py")]) == {gemma2, gemma3}
+    assert readers(parents, [llama]) == {GEMMA}

@@ -516,3 +516,27 @@ def test_touching_a_parent_reconverts_nothing_but_editing_it_reconverts_dependen
     daemon.sync()
     assert len(daemon.runs()) == 2
     assert "ORBIT_SCALE = 3.0" in (repo / MODELING).read_text()
+
+
+def test_dependents_run_only_when_a_parent_output_really_changed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A parent edit that leaves orbit's outputs as they were does not reach nova."""
+    nova = repo / NOVA
+    nova.parent.mkdir()
+    (nova.parent / "__init__.py").write_text("")
+    nova.write_text(NOVA_TEXT)
+    daemon = Daemon(repo, tmp_path / "daemon.log")
+    try:
+        daemon.wait_started()
+        p = repo / MODULAR
+        p.write_text(_edit(p.read_text(), "wave"))  # both convert once: orbit, then nova
+        daemon.sync()
+        assert len(daemon.runs(NOVA)) == 1
+        config = repo / "src/zoo/models/zeta/configuration_zeta.py"
+        config.write_text(config.read_text() + "\n# a comment no output copies\n")
+        daemon.sync()
+        assert len(daemon.runs()) == 2  # orbit re-read its changed parent...
+        assert len(daemon.runs(NOVA)) == 1  # ...wrote nothing new, so nova was left alone
+    finally:
+        assert daemon.stop() == 0

@@ -196,18 +196,23 @@ def _collect_names(root: cst.CSTNode) -> set[str]:
     return names
 
 
-_IDENTIFIER_CACHE: dict[int, tuple[cst.CSTNode, frozenset[str]]] = {}
+_IDENTIFIER_CACHE: OrderedDict[int, tuple[cst.CSTNode, frozenset[str]]] = OrderedDict()
+# An LRU, not a clear-when-full dict: the cache keeps its nodes alive, and every save parses a
+# new modular tree, so a long-running daemon must let old trees go (the soak grew ~24 KB per
+# save with a 200,000-entry cap); parents' nodes are hit on every conversion and stay.
+_IDENTIFIER_CACHE_SIZE = 8192
 
 
 def identifiers(node: cst.CSTNode) -> frozenset[str]:
     """The identifier tokens of ``node``, cached per node object (nodes are immutable)."""
     cached = _IDENTIFIER_CACHE.get(id(node))
     if cached is not None and cached[0] is node:
+        _IDENTIFIER_CACHE.move_to_end(id(node))
         return cached[1]
     names = frozenset(_collect_names(node))
-    if len(_IDENTIFIER_CACHE) > 200_000:
-        _IDENTIFIER_CACHE.clear()
     _IDENTIFIER_CACHE[id(node)] = (node, names)
+    if len(_IDENTIFIER_CACHE) > _IDENTIFIER_CACHE_SIZE:
+        _IDENTIFIER_CACHE.popitem(last=False)
     return names
 
 
