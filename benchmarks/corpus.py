@@ -23,22 +23,15 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from daemon.converter import FILE_TYPES_BY_PREFIX
+
 VERSION = "5.23.0"
 PACKAGE = "transformers"
 DEFAULT_CACHE = Path("/var/tmp/modwatch-corpus")
 CACHE_ENV = "MODWATCH_CORPUS_CACHE"
 
 # Longest prefix first: ``image_processing_pil_x.py`` also starts with ``image_processing_``.
-OUTPUT_KINDS = (
-    "image_processing_pil",
-    "image_processing",
-    "video_processing",
-    "feature_extraction",
-    "configuration",
-    "tokenization",
-    "processing",
-    "modeling",
-)
+OUTPUT_KINDS = FILE_TYPES_BY_PREFIX
 
 _STAMP = "modwatch-corpus.json"  # lives in .git/, so it is never part of a checkout's work tree
 _BANNER_SOURCE = re.compile(r"^#\s+This file was automatically generated from (\S+)\.\s*$")

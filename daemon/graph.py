@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from daemon.converter import FILE_TYPES
+
 # R-PAR-1: `..<model>.<file type>_<name>` registers a parent module.
 _FILE_TYPE = re.compile(
     r"^(modeling|configuration|tokenization|processing|image_processing_pil|image_processing|"
@@ -76,17 +78,7 @@ def dependents(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) 
 def possible_outputs(source: Path) -> set[Path]:
     """The generated files a source may have: ``modular_x.py`` -> ``<type>_x.py`` beside it."""
     name = source.name.removeprefix("modular_")
-    kinds = (
-        "modeling",
-        "configuration",
-        "tokenization",
-        "processing",
-        "image_processing",
-        "image_processing_pil",
-        "video_processing",
-        "feature_extraction",
-    )
-    return {source.with_name(f"{kind}_{name}") for kind in kinds}
+    return {source.with_name(f"{kind}_{name}") for kind in FILE_TYPES}
 
 
 def readers(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) -> set[Path]:

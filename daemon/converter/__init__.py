@@ -55,7 +55,40 @@ class Failed:
 
 Result = Converted | Skipped | Failed
 
-__all__ = ["Converted", "Failed", "Output", "Result", "Skipped", "convert"]
+# The file types a modular file can produce, in the order outputs are reported (R-IO-2).
+FILE_TYPES = (
+    "modeling",
+    "configuration",
+    "tokenization",
+    "processing",
+    "image_processing",
+    "image_processing_pil",
+    "video_processing",
+    "feature_extraction",
+)
+# The same, for prefix matching: `image_processing_pil` before `image_processing`,
+# `video_processing` before `processing` (R-IO-3, R-PAR-1).
+FILE_TYPES_BY_PREFIX = (
+    "image_processing_pil",
+    "image_processing",
+    "video_processing",
+    "feature_extraction",
+    "configuration",
+    "tokenization",
+    "processing",
+    "modeling",
+)
+
+__all__ = [
+    "FILE_TYPES",
+    "FILE_TYPES_BY_PREFIX",
+    "Converted",
+    "Failed",
+    "Output",
+    "Result",
+    "Skipped",
+    "convert",
+]
 
 
 def convert(

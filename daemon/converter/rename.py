@@ -12,19 +12,9 @@ from typing import TypeVar
 
 import libcst as cst
 
+from daemon.converter import FILE_TYPES  # R-NAME-6: sibling modules point at the child's files
 from daemon.converter.naming import RenameTable, rename_text
 
-# R-NAME-6: the file types whose sibling module names point back at the child's files.
-FILE_TYPES = (
-    "modeling",
-    "configuration",
-    "tokenization",
-    "processing",
-    "image_processing",
-    "image_processing_pil",
-    "video_processing",
-    "feature_extraction",
-)
 _COPIED_FROM = "# Copied from"
 
 

@@ -17,20 +17,12 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
+from daemon.converter import FILE_TYPES_BY_PREFIX
 from daemon.errors import ConvertError
 
 # R-IO-3 / R-PAR-1: the file types, longest first so `image_processing_pil` wins over
 # `image_processing` and `video_processing` over `processing` when matching a prefix.
-FILE_TYPES = (
-    "image_processing_pil",
-    "image_processing",
-    "video_processing",
-    "feature_extraction",
-    "configuration",
-    "tokenization",
-    "processing",
-    "modeling",
-)
+FILE_TYPES = FILE_TYPES_BY_PREFIX
 _MODEL_IMPORT_SHAPE = re.compile(r"\.\.[A-Za-z_]\w*\.(?:" + "|".join(FILE_TYPES) + ")")
 _AUTO_SKIP = "auto.modeling_auto"
 

@@ -10,6 +10,7 @@ import ast
 
 import libcst as cst
 
+from daemon.converter import FILE_TYPES
 from daemon.converter.inventory import Inventory
 
 # R-IO-3: routing suffixes; the longest matching key wins.
@@ -31,16 +32,7 @@ ROUTES = {
 }
 _ROUTE_KEYS = sorted(ROUTES, key=len, reverse=True)
 # The order outputs are reported in; it has no effect on their text.
-FILE_ORDER = (
-    "modeling",
-    "configuration",
-    "tokenization",
-    "processing",
-    "image_processing",
-    "image_processing_pil",
-    "video_processing",
-    "feature_extraction",
-)
+FILE_ORDER = FILE_TYPES
 Trailers = dict[str, list[cst.SimpleStatementLine]]
 
 
