@@ -29,6 +29,15 @@ def example_dir() -> Path:
     raise FileNotFoundError("the bundled example is missing from this installation")
 
 
+def is_source_checkout(root: Path) -> bool:
+    """Is ``root`` modwatch's own source checkout (the one holding the bundled example)?"""
+    try:
+        example_dir().relative_to(root.resolve())
+    except (ValueError, FileNotFoundError):
+        return False
+    return True
+
+
 def create(dest: Path) -> Path:
     """Copy the example to ``dest``, make it a git repository, generate and commit outputs."""
     shutil.copytree(example_dir(), dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -50,7 +59,8 @@ def bootstrap(cwd: Path) -> Path:
     """
     dest = create(Path(tempfile.mkdtemp(prefix="modwatch-example-")) / "zoo")
     print(
-        f"modwatch: no modular files under {cwd}; watching the bundled example instead.\n"
+        f"modwatch: no modular files of your own under {cwd};"
+        " watching the bundled example instead.\n"
         f"  repository: {dest}\n"
         f"  edit and save: {dest / MODULAR_FILE}\n"
         f"  then look at:  git -C {dest} diff --cached  (the regenerated, staged outputs)",

@@ -427,7 +427,10 @@ def watch(root: Path, config: Config) -> int:
 
     A second daemon on the same worktree prints ``already running (pid N)`` and exits 0.
     """
-    if not scan(root, PathFilter(root=root, include=config.include, exclude=config.exclude)):
+    sources = scan(root, PathFilter(root=root, include=config.include, exclude=config.exclude))
+    if not sources or example.is_source_checkout(root):
+        # In modwatch's own checkout the only modular file is the bundled example's: watch a
+        # copy, so the example in the repository stays clean.
         root = example.bootstrap(root)
     git_dir = git.git_dir(root) if git.find_worktree(root) is not None else None
     with ExitStack() as stack:

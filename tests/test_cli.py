@@ -192,6 +192,30 @@ def test_watch_regenerates_stages_and_logs_one_event_per_run(tmp_path):
     assert len(runs) == 2  # the daemon's own writes never re-triggered it
 
 
+def test_watch_in_modwatchs_own_checkout_runs_a_copy_of_the_example(tmp_path):
+    """The README's first command runs in this checkout: its example must stay clean."""
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon", "watch"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+        )
+    try:
+        started = wait_for(lambda: event(log_path, "daemon.started"), what="daemon.started")
+        assert started["root"] != str(REPO) and "modwatch-example-" in str(started["root"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.stdout.close()
+    assert "watching the bundled example" in out
+    shutil.rmtree(Path(str(started["root"])).parent, ignore_errors=True)
+
+
 def test_watch_without_modular_files_runs_the_bundled_example(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
