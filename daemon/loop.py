@@ -8,6 +8,7 @@ them, pings the systemd watchdog and handles signals.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import signal
@@ -30,6 +31,7 @@ from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
 from daemon.watcher import PathFilter, Watcher, polling_observer, scan
+from daemon.watchscope import WatchSpec, covers, watch_scope
 
 log = get_logger()
 
@@ -51,6 +53,7 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._reconcile_wanted = threading.Event()
+        self._rescope_wanted = threading.Event()
         self._last_reconcile = time.monotonic()
         self._batches = itertools.count(1)
         self._cookies = itertools.count(1)
@@ -133,6 +136,8 @@ class Daemon:
     def _plan(self, paths: frozenset[Path]) -> tuple[list[Path], set[Path]]:
         sources = {p for p in paths if self.sources(p) and p.exists()}
         self.runner.learn(sources)  # new files, and new imports of edited ones
+        if self._outside_scope(sources):
+            self._rescope_wanted.set()  # the supervisor re-arms with the wider scope
         return self.runner.plan(paths, sources | set(self.runner.parents))
 
     def _run_one(self, source: Path, *, check_only: bool) -> RunRecord:
@@ -279,12 +284,36 @@ class Daemon:
             self.driver.flush(timeout=10)
         log.info("daemon.stopped")
 
+    def scope(self) -> tuple[WatchSpec, ...]:
+        """Rule 10: the directories of the sources and of the parents they read, not the
+        whole tree (``.git/objects``, docs, tests)."""
+        dirs = {p.parent for p in self.runner.parents}
+        dirs.update(parent.parent for ps in self.runner.parents.values() for parent in ps)
+        git_dir = git.git_dir(self.root) if self.runner.in_git else None
+        return watch_scope(self.root, dirs, git_dir)
+
     def _new_watcher(self) -> Watcher:
+        scope = self.scope()
         if self._polling:  # stat polling cannot overflow
             return Watcher(
-                self.root, self._wants, self.driver.submit, observer_factory=polling_observer
+                self.root,
+                self._wants,
+                self.driver.submit,
+                observer_factory=polling_observer,
+                scope=scope,
             )
-        return Watcher(self.root, self._wants, self.driver.submit, on_overflow=self._overflowed)
+        return Watcher(
+            self.root, self._wants, self.driver.submit, on_overflow=self._overflowed, scope=scope
+        )
+
+    def _outside_scope(self, sources: set[Path]) -> bool:
+        """Is a newly learnt source (or a parent it reads) in a directory nobody watches?"""
+        watcher = self.watcher
+        if watcher is None:
+            return False
+        dirs = {s.parent for s in sources}
+        dirs.update(p.parent for s in sources for p in self.runner.parents.get(s, ()))
+        return not all(covers(watcher.scope, d) for d in dirs)
 
     def _start_watcher(self) -> Watcher:
         """Start a watcher; when inotify limits are exhausted, say how to lift them and poll
@@ -308,6 +337,7 @@ class Daemon:
     def full_reconcile(self, why: str) -> None:
         """Submit every source and parent: each is re-read and compared by content hash,
         so only what really changed while events were lost is converted."""
+        self._check_coverage()  # first: the scan below also covers a switch to polling
         known = set(self.runner.parents)
         found = scan(self.root, self.sources)
         self.runner.learn(found)
@@ -319,6 +349,18 @@ class Daemon:
             self.driver.submit(path)
         self._last_reconcile = time.monotonic()
         log.info("daemon.reconcile", reason=why, sources=len(found), submitted=len(wanted))
+        self._retouch_cookies()
+
+    def _check_coverage(self) -> None:
+        """Directories created since the start may have hit the watch limit (watchdog says
+        nothing): then poll, as at start-up (scenario 29)."""
+        watcher = self.watcher
+        if self._polling or watcher is None or (limit := watcher.coverage()) is None:
+            return
+        log.error("watcher.limit", error=limit.message, hint=limit.hint, fallback="polling")
+        self._polling = True
+        self._close_watcher()
+        self.watcher = self._start_watcher()
 
     def _close_watcher(self) -> None:
         if self.watcher is not None:
@@ -332,6 +374,9 @@ class Daemon:
                 self._rearm("watcher.died")
             elif self._root_identity() != self._identity:
                 self._rearm("watcher.root_replaced")
+            elif self._rescope_wanted.is_set():
+                self._rescope_wanted.clear()
+                self._rearm("watcher.rescoped", problem=False)
             if self._reconcile_wanted.is_set():
                 self._reconcile_wanted.clear()
                 self.full_reconcile("overflow")
@@ -356,9 +401,10 @@ class Daemon:
             return None
         return (st.st_dev, st.st_ino)
 
-    def _rearm(self, why: str) -> None:
-        """Rule 8: a dead or deaf observer, or a replaced root, is re-armed and reconciled."""
-        log.warning(why, hint="re-arming the observer and reconciling")
+    def _rearm(self, why: str, *, problem: bool = True) -> None:
+        """Rule 8: a dead or deaf observer, or a replaced root, is re-armed and reconciled
+        (as is a watch scope that a new source outgrew)."""
+        (log.warning if problem else log.info)(why, hint="re-arming the observer and reconciling")
         self._close_watcher()
         self._identity = self._root_identity()
         if self._identity is None:
@@ -367,6 +413,16 @@ class Daemon:
         self.watcher = self._start_watcher()
         log.info("watcher.rearmed")
         self.full_reconcile(why)
+
+    def _retouch_cookies(self) -> None:
+        """A cookie written while the watcher was being replaced may never be heard: write it
+        again, after the reconcile's submissions, so its sync still means "everything before
+        is processed" (rule 9)."""
+        with self._lock:
+            waiting = list(self._waiting)
+        for cookie in waiting:
+            with contextlib.suppress(OSError):
+                cookie.write_text("", encoding="utf-8")
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the configuration and rebuild the watch set."""
@@ -381,7 +437,7 @@ class Daemon:
             self._set_filters(self.config)
             self._close_watcher()
             self.watcher = self._start_watcher()
-            self.runner.learn(scan(self.root, self.sources))
+            self.full_reconcile("reload")  # what changed while no watcher ran
             log.info("daemon.reloaded", sources=len(self.runner.parents))
         self.notifier.ready()
         self.notifier.status(self.summary())

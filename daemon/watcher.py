@@ -7,14 +7,13 @@ decision about what a change means is made later, on our thread, after re-readin
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import logging
 import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +35,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from daemon.errors import DaemonError
+from daemon.watchscope import WatchSpec, check_coverage, limit_error
 
 __all__ = ["ObserverLike", "PathFilter", "Watcher", "scan"]
 
@@ -254,13 +254,14 @@ def _report(exc: BaseException) -> None:
 
 
 class Watcher:
-    """Watches ``root`` recursively and calls ``submit(path)`` for every matching change.
+    """Watches ``scope`` (by default ``root``, recursively) and calls ``submit(path)`` for
+    every matching change.
 
     ``submit`` runs on watchdog's thread, so it must be cheap and thread-safe
     (``BatchDriver.submit``). Exceptions from it go to ``on_error``.
 
     Args:
-        root: the directory to watch, recursively.
+        root: the repository root (watched recursively when no ``scope`` is given).
         path_filter: decides which paths are submitted (a PathFilter, or any predicate).
         submit: receives each matching path (created, modified, closed, moved either way,
             deleted, or found in a new directory).
@@ -270,6 +271,9 @@ class Watcher:
         hold_open_writes: with inotify, submit a written file on its close, not on each
             modify, so half-written content never reaches a batch. Observers without close
             events always submit on modify.
+        on_overflow: called (on watchdog's thread) when the inotify queue overflowed.
+        scope: the watches to arm (``watchscope.watch_scope``); the inotify ones are checked
+            against the kernel's armed watches on start.
     """
 
     def __init__(
@@ -282,6 +286,7 @@ class Watcher:
         observer_factory: Callable[[], ObserverLike] = Observer,
         hold_open_writes: bool = True,
         on_overflow: Callable[[], None] | None = None,
+        scope: Sequence[WatchSpec] = (),
     ) -> None:
         self.root = root
         self._handler = _Handler(path_filter, submit, on_error)
@@ -289,6 +294,8 @@ class Watcher:
         self._hold_open_writes = hold_open_writes
         self._observer: ObserverLike | None = None
         self._overflow = _OverflowHook(on_overflow) if on_overflow is not None else None
+        self.scope = tuple(scope) or (WatchSpec(root, recursive=True),)
+        self._prune = path_filter.ignores_dir if isinstance(path_filter, PathFilter) else None
 
     def start(self) -> None:
         """Arm the watches and start the observer.
@@ -311,19 +318,38 @@ class Watcher:
             # so it is built here, not in Watcher.__init__, and torn down on failure.
             observer = self._factory()
             self._handler.closes_follow_writes = self._hold_open_writes and _emits_closes(observer)
-            observer.schedule(
-                self._handler, str(self.root), recursive=True, event_filter=_EVENT_TYPES
-            )
+            for spec in self.scope:
+                observer.schedule(
+                    self._handler,
+                    str(spec.path),
+                    recursive=spec.recursive,
+                    event_filter=_EVENT_TYPES,
+                )
             observer.start()
+            if _emits_closes(observer):
+                self._observer = observer  # for coverage(); reset below on failure
+                if (limit := self.coverage()) is not None:
+                    raise limit
             if self._overflow is not None:
                 self._overflow.install()
         except BaseException as exc:
+            self._observer = None
             if observer is not None:
                 observer.stop()
-            if isinstance(exc, OSError) and (limit := _limit_error(exc)) is not None:
+            if isinstance(exc, OSError) and (limit := limit_error(exc.errno or 0)) is not None:
                 raise limit from exc
             raise
         self._observer = observer
+
+    def coverage(self) -> DaemonError | None:
+        """The limit error when inotify left directories of the scope unwatched, else None.
+
+        watchdog swallows the errors of every directory below a watch's root, so an exhausted
+        ``max_user_watches`` only shows in the kernel's list of armed watches.
+        """
+        if self._observer is None or not _emits_closes(self._observer):
+            return None  # polling watches no inode
+        return check_coverage(self.scope, self._prune or _ignored_dir_name)
 
     def stop(self) -> None:
         """Stop the observer and join its threads; safe to call twice."""
@@ -402,21 +428,3 @@ def polling_observer() -> ObserverLike:
 def _emits_closes(observer: ObserverLike) -> bool:
     """Whether the observer reports closes of written files (only inotify does)."""
     return type(observer).__module__ == "watchdog.observers.inotify"
-
-
-_LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}
-
-
-def _limit_error(exc: OSError) -> DaemonError | None:
-    """An actionable error for an exhausted inotify limit (rule 10, scenario 29), else None."""
-    limit = _LIMITS.get(exc.errno or 0)
-    if limit is None:
-        return None
-    try:
-        current = Path("/proc/sys/fs/inotify", limit).read_text().strip()
-    except OSError:
-        current = "unknown"
-    return DaemonError(
-        f"cannot watch: inotify limit fs.inotify.{limit} reached (currently {current})",
-        hint=f"sudo sysctl -w fs.inotify.{limit}=524288, or watch a narrower directory",
-    )

@@ -8,6 +8,7 @@ lines first, then guarded blocks, the rebuilt torch blocks last).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from libcst.metadata import (
 )
 
 from daemon.converter.inventory import TopNode, child_fields, code_of, is_import_line
+from daemon.converter.memo import NodeMemo
 from daemon.converter.resolve import dotted_name
 
 PoolEntry = cst.SimpleStatementLine | cst.If
@@ -73,8 +75,7 @@ def used_import_names(pool: Sequence[PoolEntry], nodes: Sequence[PoolEntry | Top
 
 
 _TOKEN = re.compile(r"\w+")
-_ROOTS_CACHE: OrderedDict[int, tuple[cst.CSTNode, frozenset[str]]] = OrderedDict()
-_ID_CACHE_SIZE = 20_000
+_ROOTS: NodeMemo[frozenset[str]] = NodeMemo()
 
 
 class _Bindings(cst.CSTVisitor):
@@ -88,9 +89,9 @@ class _Bindings(cst.CSTVisitor):
 
 def _bound_roots(entry: PoolEntry) -> frozenset[str]:
     """The first dotted part of every name an import of ``entry`` binds; ``*`` for a star."""
-    cached = _ROOTS_CACHE.get(id(entry))
-    if cached is not None and cached[0] is entry:
-        return cached[1]
+    cached = _ROOTS.get(entry)
+    if cached is not None:
+        return cached
     finder = _Bindings()
     entry.visit(finder)
     roots: frozenset[str]
@@ -98,10 +99,7 @@ def _bound_roots(entry: PoolEntry) -> frozenset[str]:
         roots = _EVERYTHING  # a star binds unknown names; keep such entries with every node
     else:
         roots = frozenset(finder.roots)
-    _ROOTS_CACHE[id(entry)] = (entry, roots)
-    if len(_ROOTS_CACHE) > _ID_CACHE_SIZE:
-        _ROOTS_CACHE.popitem(last=False)
-    return roots
+    return _ROOTS.put(entry, roots)
 
 
 class _Everything(frozenset[str]):
@@ -151,7 +149,9 @@ def scopes_reference(module: cst.Module) -> Mapping[cst.CSTNode, Scope | None]:
     return MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
 
 
-_USED_CACHE: OrderedDict[tuple[str, str | None], frozenset[str]] = OrderedDict()
+# Keyed by a digest of the codes, not the codes: a key would otherwise hold a copy of a
+# model's whole import pool, and every save adds keys.
+_USED_CACHE: OrderedDict[bytes, frozenset[str]] = OrderedDict()
 _USED_CACHE_SIZE = 4096  # entries of a few names each; a model's outputs hold ~20-100 nodes
 
 
@@ -159,7 +159,10 @@ def _cached_used(
     pool_key: str, pool: Sequence[PoolEntry], node: PoolEntry | TopNode | None, code: str
 ) -> frozenset[str]:
     """``_scope_used`` of ``pool + [node]``, LRU-cached by their code."""
-    key = (pool_key, None if node is None else code)
+    digest = hashlib.blake2b(pool_key.encode(), digest_size=16)
+    if node is not None:
+        digest.update(b"\0" + code.encode())
+    key = digest.digest()
     found = _USED_CACHE.get(key)
     if found is not None:
         _USED_CACHE.move_to_end(key)
@@ -172,7 +175,8 @@ def _cached_used(
     return found
 
 
-_COMPOSABLE_CACHE: OrderedDict[str, bool] = OrderedDict()
+_COMPOSABLE_CACHE: OrderedDict[str, bool] = OrderedDict()  # only code with global/nonlocal
+_COMPOSABLE_CACHE_SIZE = 1024
 
 
 def _composable(node: cst.CSTNode) -> bool:
@@ -192,7 +196,7 @@ def _composable(node: cst.CSTNode) -> bool:
     if found is None:
         found = not _has_declaration(node)
         _COMPOSABLE_CACHE[code] = found
-        if len(_COMPOSABLE_CACHE) > _ID_CACHE_SIZE:
+        if len(_COMPOSABLE_CACHE) > _COMPOSABLE_CACHE_SIZE:
             _COMPOSABLE_CACHE.popitem(last=False)
     return found
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import libcst as cst
 
+from daemon.converter.memo import NodeMemo
 from daemon.converter.resolve import is_plain_import
 
 Kind = Literal["class", "function", "assignment", "pseudo"]
@@ -23,22 +24,14 @@ TopNode = cst.ClassDef | cst.FunctionDef | cst.SimpleStatementLine
 _EMPTY = cst.Module(body=[])
 
 
-_CODE_CACHE: OrderedDict[int, tuple[cst.CSTNode, str]] = OrderedDict()
-_CODE_CACHE_SIZE = 8192  # nodes; the cache keeps them alive, so an id is never reused
+_CODES: NodeMemo[str] = NodeMemo()
 
 
 def code_of(node: cst.CSTNode) -> str:
     """The source text of a node, rendered on its own; cached per node object (nodes are
     immutable, and a cached parent's nodes are the same objects on every conversion)."""
-    cached = _CODE_CACHE.get(id(node))
-    if cached is not None and cached[0] is node:
-        _CODE_CACHE.move_to_end(id(node))
-        return cached[1]
-    code = _EMPTY.code_for_node(node)
-    _CODE_CACHE[id(node)] = (node, code)
-    if len(_CODE_CACHE) > _CODE_CACHE_SIZE:
-        _CODE_CACHE.popitem(last=False)
-    return code
+    code = _CODES.get(node)
+    return code if code is not None else _CODES.put(node, _EMPTY.code_for_node(node))
 
 
 def is_import_line(node: cst.CSTNode) -> bool:
@@ -196,24 +189,13 @@ def _collect_names(root: cst.CSTNode) -> set[str]:
     return names
 
 
-_IDENTIFIER_CACHE: OrderedDict[int, tuple[cst.CSTNode, frozenset[str]]] = OrderedDict()
-# An LRU, not a clear-when-full dict: the cache keeps its nodes alive, and every save parses a
-# new modular tree, so a long-running daemon must let old trees go (the soak grew ~24 KB per
-# save with a 200,000-entry cap); parents' nodes are hit on every conversion and stay.
-_IDENTIFIER_CACHE_SIZE = 8192
+_IDENTIFIERS: NodeMemo[frozenset[str]] = NodeMemo()
 
 
 def identifiers(node: cst.CSTNode) -> frozenset[str]:
     """The identifier tokens of ``node``, cached per node object (nodes are immutable)."""
-    cached = _IDENTIFIER_CACHE.get(id(node))
-    if cached is not None and cached[0] is node:
-        _IDENTIFIER_CACHE.move_to_end(id(node))
-        return cached[1]
-    names = frozenset(_collect_names(node))
-    _IDENTIFIER_CACHE[id(node)] = (node, names)
-    if len(_IDENTIFIER_CACHE) > _IDENTIFIER_CACHE_SIZE:
-        _IDENTIFIER_CACHE.popitem(last=False)
-    return names
+    names = _IDENTIFIERS.get(node)
+    return names if names is not None else _IDENTIFIERS.put(node, frozenset(_collect_names(node)))
 
 
 @dataclass

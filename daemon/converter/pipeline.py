@@ -12,6 +12,7 @@ from pathlib import Path
 
 from daemon.converter import Converted, Failed, Output, Result, Skipped
 from daemon.converter.assemble import Conversion
+from daemon.converter.memo import next_conversion
 from daemon.converter.naming import load_casing_table
 from daemon.converter.parse import parse_module
 from daemon.converter.render import banner, format_many
@@ -62,6 +63,7 @@ def run(
     if model is None:
         return Skipped(source, "not a modular_<name>.py file")
     root = find_root(source) if root is None else root
+    next_conversion()  # lets the per-node caches drop what earlier conversions left
     conversion: Conversion | None = None
     try:
         text = read_text(source, overlay)

@@ -93,13 +93,13 @@ def format_source(text: str, path: Path, root: Path) -> str:
     ruff = find_ruff()
     key = _format_key(text, path, root, ruff)
     with _FORMATTED_LOCK:  # format_many calls this from several threads
-        cached = _FORMATTED.get(key)
-        if cached is not None:
-            _FORMATTED.move_to_end(key)
-            return cached
+        cached = _FORMATTED.get(path)
+        if cached is not None and cached[0] == key:
+            _FORMATTED.move_to_end(path)
+            return cached[1]
     result = _format_uncached(text, path, root, ruff)
     with _FORMATTED_LOCK:
-        _remember(key, result)
+        _remember(path, key, result)
     return result
 
 
@@ -119,10 +119,12 @@ def _format_uncached(text: str, path: Path, root: Path, ruff: Path) -> str:
     return text if formatted is None else formatted
 
 
-# Formatted texts by everything ruff's answer depends on (R-FMT): an output whose raw text did
-# not change since the last conversion (a sibling of the edited class, a dependent untouched by
-# a neutral parent edit, the same file converted again) costs no ruff process.
-_FORMATTED: OrderedDict[bytes, str] = OrderedDict()
+# The last formatted text of each output path, with a digest of everything ruff's answer
+# depends on (R-FMT): an output whose raw text did not change since the last conversion (a
+# sibling of the edited class, a dependent untouched by a neutral parent edit, the same file
+# converted again) costs no ruff process. One entry per path, not per text: the cache is as
+# large as the repository's outputs however many saves a daemon sees.
+_FORMATTED: OrderedDict[Path, tuple[bytes, str]] = OrderedDict()
 _FORMATTED_BYTES = [0]
 _FORMATTED_LOCK = threading.Lock()
 _FORMATTED_LIMIT = 32 * 1024 * 1024  # characters of formatted text kept
@@ -168,13 +170,14 @@ def _ruff_identity(ruff: Path) -> bytes:
     return found
 
 
-def _remember(key: bytes, formatted: str) -> None:
-    if key in _FORMATTED:  # another thread formatted the same text meanwhile
-        return
-    _FORMATTED[key] = formatted
+def _remember(path: Path, key: bytes, formatted: str) -> None:
+    previous = _FORMATTED.pop(path, None)
+    if previous is not None:
+        _FORMATTED_BYTES[0] -= len(previous[1])
+    _FORMATTED[path] = (key, formatted)
     _FORMATTED_BYTES[0] += len(formatted)
     while _FORMATTED_BYTES[0] > _FORMATTED_LIMIT and len(_FORMATTED) > 1:
-        _, dropped = _FORMATTED.popitem(last=False)
+        _, (_, dropped) = _FORMATTED.popitem(last=False)
         _FORMATTED_BYTES[0] -= len(dropped)
 
 

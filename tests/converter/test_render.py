@@ -208,3 +208,15 @@ def test_r_fmt_1_an_unchanged_raw_text_is_not_formatted_again(tmp_path, monkeypa
     # Another stdin file name is another key too.
     format_source(raw, root / "configuration_orbit.py", root)
     assert len(calls) == 6
+
+
+def test_format_cache_keeps_one_text_per_output_path(tmp_path):
+    """Every save formats a new text: the cache must not grow with the saves (soak, issue 4)."""
+    from daemon.converter import render
+
+    root = repository(tmp_path / "repo")
+    path = root / "modeling_orbit.py"
+    for i in range(5):
+        assert format_source(f"x = ( {i} )\n", path, root) == f"x = {i}\n"
+    kept = [entry for key, entry in render._FORMATTED.items() if key == path]
+    assert len(kept) == 1 and kept[0][1] == "x = 4\n"
