@@ -106,7 +106,7 @@ def soak(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cycles", type=int, default=1000)
+    parser.add_argument("--cycles", type=int, default=2000, help="10000 for the long soak")
     parser.add_argument("--every", type=int, default=0, help="also sample every N cycles")
     args = parser.parse_args()
     started = time.perf_counter()

@@ -161,9 +161,21 @@ def operation_in_progress(root: Path) -> str | None:
         ``"rebase"``, ``"am"``, ``"merge"``, ``"cherry-pick"``, ``"revert"`` or ``"bisect"``.
         A leftover ``REBASE_HEAD`` alone does not count (scenario 15).
     """
-    names = ["rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"]
-    names += ["BISECT_LOG", "sequencer/todo"]
-    found = dict(zip(names, _git_paths(root, *names), strict=True))
+    return operation_from(operation_markers(root))
+
+
+_MARKERS = ["rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"]
+_MARKERS += ["BISECT_LOG", "sequencer/todo"]
+
+
+def operation_markers(root: Path) -> dict[str, Path]:
+    """Where git keeps the marker of each operation in this worktree (one git process; the
+    answer holds until the git directory moves, so a daemon resolves it once)."""
+    return dict(zip(_MARKERS, _git_paths(root, *_MARKERS), strict=True))
+
+
+def operation_from(found: dict[str, Path]) -> str | None:
+    """``operation_in_progress`` from resolved markers: a few stats, no process."""
     # A rebase is the outer operation even while one of its steps stops with MERGE_HEAD.
     if found["rebase-merge"].is_dir():
         return "rebase"

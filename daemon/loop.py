@@ -235,7 +235,7 @@ class Daemon:
             "flagged": self.runner.flags.reasons(),
             "git": {
                 "mode": self.config.git_mode,
-                "operation": git.operation_in_progress(self.root) if self.runner.in_git else None,
+                "operation": self.runner.operation(),
                 "index_locked": git.index_locked(self.root) if self.runner.in_git else False,
             },
             "summary": self.summary(),
@@ -444,7 +444,7 @@ class Daemon:
 
     def _resume_deferred(self) -> None:
         """Sources held back during a merge, rebase or bisect run once it is over (rule 5)."""
-        if not self.runner.deferred or git.operation_in_progress(self.root) is not None:
+        if not self.runner.deferred or self.runner.operation() is not None:
             return
         deferred, self.runner.deferred = self.runner.deferred, set()
         for source in sorted(deferred):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -83,7 +84,11 @@ class Decision(Enum):
 
 
 def decide(
-    on_disk: str | None, new: str, *, last_written: str | None, committed: str | None
+    on_disk: str | None,
+    new: str,
+    *,
+    last_written: str | None,
+    committed: Callable[[], str | None],
 ) -> Decision:
     """Pure policy: may modwatch replace ``on_disk`` by ``new``?
 
@@ -91,14 +96,15 @@ def decide(
         on_disk: the current file text (None when absent).
         new: the freshly converted text.
         last_written: the hash of what modwatch last wrote there (None when unknown).
-        committed: the file's text at HEAD (None when untracked or no git).
+        committed: returns the file's text at HEAD (None when untracked or no git); called
+            only when the other facts do not decide, as it costs git processes.
     """
     if on_disk == new:
         return Decision.UNCHANGED
     if on_disk is None:
         return Decision.WRITE
     current = digest(on_disk)
-    if current == last_written or on_disk == committed:
+    if current == last_written or on_disk == committed():
         return Decision.WRITE  # ours, or restored with `git checkout -- file`
     return Decision.HAND_EDITED
 

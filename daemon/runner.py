@@ -84,6 +84,7 @@ class Runner:
     flags: Flags = field(init=False)
     in_git: bool = field(init=False)
     index_lock: Path | None = field(init=False)
+    markers: dict[str, Path] | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -97,6 +98,11 @@ class Runner:
         self.flags = Flags.load(ledger_path.with_name("flags.json") if ledger_path else None)
         # Resolved once: a stat per batch instead of a git process (linked worktrees differ).
         self.index_lock = git.git_path(self.root, "index.lock") if self.in_git else None
+        self.markers = git.operation_markers(self.root) if self.in_git else None
+
+    def operation(self) -> str | None:
+        """The git operation in progress (rule 12), by stat of the resolved markers."""
+        return git.operation_from(self.markers) if self.markers is not None else None
 
     # -- the dependency graph -------------------------------------------------------------
 
@@ -259,7 +265,7 @@ class Runner:
         return record
 
     def _run(self, source: Path, *, stage: bool) -> RunRecord:
-        operation = git.operation_in_progress(self.root) if self.in_git else None
+        operation = self.operation()
         if operation is not None:
             # Rule 12: during a merge, rebase, bisect... check and flag, never rewrite.
             self.deferred.add(source)
@@ -307,7 +313,10 @@ class Runner:
     def _write(self, output: Output) -> Decision:
         key = _rel(output.path, self.root)
         on_disk = read_text(output.path)
-        committed = git.head_text(self.root, output.path) if self.in_git else None
+
+        def committed() -> str | None:
+            return git.head_text(self.root, output.path) if self.in_git else None
+
         decision = decide(
             on_disk, output.text, last_written=self.ledger.outputs.get(key), committed=committed
         )

@@ -37,25 +37,31 @@ def test_atomic_write_writes_unix_newlines_utf8(tmp_path):
     assert target.read_bytes() == 'x = "🚨"\n'.encode()
 
 
+def _never() -> str | None:
+    raise AssertionError("HEAD's content is not needed for this decision")
+
+
 def test_decide_unchanged_when_same_text():
-    assert decide("a", "a", last_written=None, committed=None) is Decision.UNCHANGED
+    assert decide("a", "a", last_written=None, committed=_never) is Decision.UNCHANGED
 
 
 def test_decide_writes_missing_file():
-    assert decide(None, "a", last_written=None, committed=None) is Decision.WRITE
+    assert decide(None, "a", last_written=None, committed=_never) is Decision.WRITE
 
 
 def test_decide_writes_over_what_modwatch_wrote():
-    assert decide("old", "new", last_written=digest("old"), committed=None) is Decision.WRITE
+    verdict = decide("old", "new", last_written=digest("old"), committed=_never)
+    assert verdict is Decision.WRITE
 
 
 def test_decide_writes_over_committed_content():
     """A file restored with `git checkout -- file` is not a hand edit."""
-    assert decide("old", "new", last_written=digest("other"), committed="old") is Decision.WRITE
+    verdict = decide("old", "new", last_written=digest("other"), committed=lambda: "old")
+    assert verdict is Decision.WRITE
 
 
 def test_decide_refuses_a_hand_edit():
-    verdict = decide("edited", "new", last_written=digest("old"), committed="old")
+    verdict = decide("edited", "new", last_written=digest("old"), committed=lambda: "old")
     assert verdict is Decision.HAND_EDITED
 
 
