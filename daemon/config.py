@@ -33,7 +33,7 @@ class Config:
 
     include: tuple[str, ...] = ("**/modular_*.py",)
     exclude: tuple[str, ...] = ()
-    debounce_ms: int = 100
+    debounce_ms: int = 50
     max_wait_ms: int = 1600
     git_mode: GitMode = "stage"
     hook_on_checkout: OnCheckout = "flag"

@@ -121,13 +121,21 @@ def choose_targets(
     return targets, warnings
 
 
+@functools.lru_cache(maxsize=32)
+def _parsed(path: Path, text: str) -> cst.Module:
+    """One parse per parent text, whatever child renames it: ``modeling_llama.py`` is read by
+    over a hundred models, each renaming it into its own name (the fan-out of a parent edit).
+    The renamed trees share the subtrees renaming leaves alone, and so do the per-node caches."""
+    return parse_module(text, path)
+
+
 @functools.lru_cache(maxsize=64)
 def _renamed(
     path: Path, text: str, table: RenameTable, model: str, target: str
 ) -> tuple[cst.Module, Inventory, frozenset[str]]:
     """Parse, rename and inventory one parent; cached because a watched modular file is
     converted again on every save against the same parents. Callers never mutate these."""
-    renamed = rename_module(parse_module(text, path), table, model_name=model, target=target)
+    renamed = rename_module(_parsed(path, text), table, model_name=model, target=target)
     return (
         renamed,
         gather_inventory(renamed, modular=False),
