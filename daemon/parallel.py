@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from daemon.converter import Converted, Result, convert
-from daemon.converter.order import dependency_levels
+from daemon.converter.order import dependency_edges, dependency_levels
 from daemon.errors import DaemonError
 from daemon.graph import parent_paths
 from daemon.outputs import read_text
@@ -23,9 +23,8 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-def levels_of(sources: Iterable[Path]) -> list[list[Path]]:
+def levels_of(texts: dict[Path, str]) -> list[list[Path]]:
     """The sources in conversion order (a cycle: one level, each file reports itself)."""
-    texts = {p: read_text(p) or "" for p in sources}
     try:
         return dependency_levels(texts)
     except DaemonError:
@@ -64,19 +63,46 @@ def convert_all_in_memory(
         if on_done is not None:
             on_done(source, result)
 
-    levels = levels_of(sources)
+    texts = {p: read_text(p) or "" for p in sources}
+    levels = levels_of(texts)
     if jobs <= 1:
         for level in levels:
             for source in level:
                 record(source, convert(source, root=root, overlay=overlay, format=format))
         return results
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for level in levels:
-            futures: dict[Future[Result], Path] = {
-                pool.submit(_convert_in_worker, s, root, _overlay_for(s, root, overlay), format): s
-                for s in level
-            }
-            for future in as_completed(futures):
-                record(futures[future], future.result())
     ordered = [s for level in levels for s in level]
+    # One level: no edges, or a cycle whose files each report themselves.
+    waiting = dependency_edges(texts) if len(levels) > 1 else {s: set() for s in ordered}
+    readers: dict[Path, set[Path]] = {s: set() for s in ordered}
+    for source, parents in waiting.items():
+        for parent in parents:
+            readers[parent].add(source)
+    chain = _chain_lengths(ordered, readers)
+    ready = [s for s in ordered if not waiting[s]]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        running: dict[Future[Result], Path] = {}
+        while ready or running:
+            # A file starts as soon as its own parents are done, not its whole level; the
+            # longest chain of readers first, so the tail of the order is not left to one core.
+            ready.sort(key=lambda s: (-chain[s], str(s)))
+            while ready and len(running) < jobs:
+                source = ready.pop(0)
+                fresh = _overlay_for(source, root, overlay)
+                running[pool.submit(_convert_in_worker, source, root, fresh, format)] = source
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                source = running.pop(future)
+                record(source, future.result())
+                for reader in readers[source]:
+                    waiting[reader].discard(source)
+                    if not waiting[reader]:
+                        ready.append(reader)
     return {s: results[s] for s in ordered}
+
+
+def _chain_lengths(ordered: list[Path], readers: dict[Path, set[Path]]) -> dict[Path, int]:
+    """For each source, the longest chain of sources that read it, transitively."""
+    chain: dict[Path, int] = {}
+    for source in reversed(ordered):  # readers come later in a dependency order
+        chain[source] = 1 + max((chain[r] for r in readers[source]), default=0)
+    return chain

@@ -106,6 +106,12 @@ def dependency_levels(sources: Mapping[Path, str]) -> list[list[Path]]:
     return levels
 
 
+def dependency_edges(sources: Mapping[Path, str]) -> dict[Path, set[Path]]:
+    """Each file's dependencies among the other files in ``sources`` (what a scheduler that
+    starts a file as soon as its own parents are done needs, instead of whole levels)."""
+    return _edges(sources)
+
+
 def _edges(sources: Mapping[Path, str]) -> dict[Path, set[Path]]:
     """Each file's dependencies among the other files in ``sources``."""
     by_name: dict[str, set[Path]] = {}
