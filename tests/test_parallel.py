@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from daemon.converter import Converted, Failed
+from daemon.converter import Converted, Failed, Result
 from daemon.parallel import _chain_lengths, convert_all_in_memory
 from tests.helpers import example_repo
 
@@ -33,7 +34,7 @@ def _add(repo: Path, name: str, text: str) -> Path:
     return path
 
 
-def _texts(results: dict[Path, object]) -> dict[Path, list[tuple[Path, str]]]:
+def _texts(results: Mapping[Path, Result]) -> dict[Path, list[tuple[Path, str]]]:
     return {
         s: [(o.path, o.text) for o in r.outputs]
         for s, r in results.items()
