@@ -38,6 +38,7 @@ class CheckRun:
     """One ``modwatch check`` process."""
 
     jobs: int | None  # None: run without -j
+    cached: bool  # a re-run allowed to answer from the check cache of the runs before it
     wall_seconds: float
     exit_code: int
     max_rss_mb: float  # ru_maxrss: the largest single process
@@ -54,10 +55,18 @@ def jobs_flag() -> str | None:
     return match.group(1) if match else None
 
 
-def run_check(root: Path, paths: Sequence[str], flag: str | None, jobs: int | None) -> CheckRun:
-    """Run one check in ``root``, sampling its tree's RSS until ``wait4`` reaps it."""
+def run_check(
+    root: Path, paths: Sequence[str], flag: str | None, jobs: int | None, *, cached: bool = False
+) -> CheckRun:
+    """Run one check in ``root``, sampling its tree's RSS until ``wait4`` reaps it.
+
+    Without ``cached`` the check converts every file (``--no-cache``, which still records the
+    cache), so those runs are independent of each other; with it, it may answer from what the
+    runs before recorded.
+    """
     parallel = [flag, str(jobs)] if flag is not None and jobs is not None else []
-    argv = _daemon.modwatch("check", "--json", *parallel, *paths)
+    no_cache = [] if cached else ["--no-cache"]
+    argv = _daemon.modwatch("check", "--json", *parallel, *no_cache, *paths)
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=root, stdout=out, stderr=subprocess.DEVNULL)
@@ -68,6 +77,7 @@ def run_check(root: Path, paths: Sequence[str], flag: str | None, jobs: int | No
         counts = _counts(out.read())
     return CheckRun(
         jobs=jobs if flag is not None else None,
+        cached=cached,
         wall_seconds=wall,
         exit_code=proc.returncode,
         max_rss_mb=usage.ru_maxrss / 1024,  # KiB on Linux
@@ -103,9 +113,10 @@ def print_results(runs: Sequence[CheckRun], paths: Sequence[str], flag: str | No
         print("  note: `modwatch check --help` lists no -j option; ran once, without it")
     for run in runs:
         jobs = f"-j {run.jobs}" if run.jobs is not None else "(no -j)"
+        jobs += " cached" if run.cached else ""
         counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items())) or "no counts"
         print(
-            f"  {jobs:<8} wall {run.wall_seconds:6.1f} s  exit {run.exit_code}  "
+            f"  {jobs:<15} wall {run.wall_seconds:6.1f} s  exit {run.exit_code}  "
             f"ru_maxrss {run.max_rss_mb:5.0f} MB  tree peak {run.tree_peak_mb:5.0f} MB  "
             f"({counts})"
         )
@@ -129,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         root = corpus.fresh_checkout(Path(tmp) / "checkout")
         for jobs in job_counts:
             runs.append(run_check(root, paths, flag, jobs))
+        # The commit-to-commit case: nothing changed since a check that recorded everything
+        # (a --no-cache run reads no cache, but records one).
+        runs.append(run_check(root, paths, flag, job_counts[-1], cached=True))
     print_results(runs, paths, flag)
     _report.write_json(
         args.json,

@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--diff", action="store_true", help="show unified diffs")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="convert every file, ignoring what earlier checks verified (and record it afresh)",
+    )
+    check.add_argument(
         "--changed-since",
         metavar="REF",
         help="only modular files changed since REF (committed or not), and their dependents",
@@ -233,7 +238,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else parallel_jobs()
     if jobs < 1:
         raise DaemonError(f"-j must be at least 1, got {jobs}")
-    return _check(root, cfg, sources, diff=args.diff, as_json=args.json, jobs=jobs)
+    return _check(
+        root, cfg, sources, diff=args.diff, as_json=args.json, jobs=jobs, cache=not args.no_cache
+    )
 
 
 def _repo_root(repo: Path | None) -> Path:
@@ -361,12 +368,24 @@ def parallel_jobs() -> int:
 
 
 def _check(
-    root: Path, cfg: config.Config, sources: list[Path], *, diff: bool, as_json: bool, jobs: int
+    root: Path,
+    cfg: config.Config,
+    sources: list[Path],
+    *,
+    diff: bool,
+    as_json: bool,
+    jobs: int,
+    cache: bool,
 ) -> int:
     progress = commands.Progress(len(sources), sys.stderr)
     try:
         report = commands.check(
-            root, cfg, sources, jobs=min(jobs, len(sources) or 1), on_done=progress
+            root,
+            cfg,
+            sources,
+            jobs=min(jobs, len(sources) or 1),
+            on_done=progress,
+            use_cache=cache,
         )
     finally:
         progress.close()

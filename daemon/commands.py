@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from daemon import git
+from daemon.checkcache import CheckCache
 from daemon.config import Config
 from daemon.converter import Converted, Failed, Result
 from daemon.errors import DaemonError
@@ -95,6 +96,7 @@ class CheckReport:
     """Everything ``modwatch check`` found."""
 
     entries: list[CheckEntry] = field(default_factory=list)
+    cached: int = 0  # sources answered from the check cache, without converting
 
     @property
     def counts(self) -> Counter[str]:
@@ -118,6 +120,7 @@ class CheckReport:
                 for e in self.entries
             ],
             "counts": dict(self.counts),
+            "cached": self.cached,
         }
 
     def render(self, root: Path, *, diff: bool) -> str:
@@ -164,10 +167,23 @@ def check(
     *,
     jobs: int = 1,
     on_done: Callable[[Path, Result], None] | None = None,
+    use_cache: bool = True,
 ) -> CheckReport:
-    """Convert in memory (children see their freshly converted parents) and compare."""
+    """Convert in memory (children see their freshly converted parents) and compare.
+
+    With ``use_cache``, sources whose inputs and outputs are as a previous check verified them
+    are not converted again (``daemon.checkcache``); without it every source is converted. In
+    a git repository both record what they verified, for the next check.
+    """
     report = CheckReport()
-    results = convert_all_in_memory(sources, root, format=cfg.format, jobs=jobs, on_done=on_done)
+    in_git = git.find_worktree(root) is not None
+    cache_path = git.git_dir(root) / "modwatch" / "check-cache.json" if in_git else None
+    cache = CheckCache.load(cache_path, root, format=cfg.format, read=use_cache)
+    results = convert_all_in_memory(
+        sources, root, format=cfg.format, jobs=jobs, on_done=on_done, cache=cache
+    )
+    cache.save()
+    report.cached = cache.hits
     for source, result in results.items():
         if isinstance(result, Failed):
             report.entries.append(CheckEntry(source, source, "error", result.describe()))

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
+from daemon.checkcache import CheckCache
 from daemon.converter import Converted, Result, convert
 from daemon.converter.order import dependency_edges, dependency_levels
 from daemon.errors import DaemonError
@@ -48,27 +49,40 @@ def convert_all_in_memory(
     format: bool = True,
     jobs: int = 1,
     on_done: Callable[[Path, Result], None] | None = None,
+    cache: CheckCache | None = None,
 ) -> dict[Path, Result]:
     """Convert ``sources`` without writing; ``jobs`` > 1 uses that many processes.
 
-    Results come back keyed by source, in conversion order.
+    With ``cache``, a source none of whose inputs changed since it was recorded is not
+    converted: its result is read back from the files on disk. Results come back keyed by
+    source, in conversion order.
     """
     overlay: dict[Path, str] = {}
     results: dict[Path, Result] = {}
 
-    def record(source: Path, result: Result) -> None:
+    def record(source: Path, result: Result, *, converted: bool = True) -> None:
         results[source] = result
-        if isinstance(result, Converted):
+        # A cached result's outputs are the files on disk, which its readers read anyway.
+        if isinstance(result, Converted) and converted:
             overlay.update({o.path: o.text for o in result.outputs})
+            if cache is not None:
+                cache.store(source, result, overlay)
         if on_done is not None:
             on_done(source, result)
+
+    def cached(source: Path) -> bool:
+        hit = cache.lookup(source, overlay) if cache is not None else None
+        if hit is not None:
+            record(source, hit, converted=False)
+        return hit is not None
 
     texts = {p: read_text(p) or "" for p in sources}
     levels = levels_of(texts)
     if jobs <= 1:
         for level in levels:
             for source in level:
-                record(source, convert(source, root=root, overlay=overlay, format=format))
+                if not cached(source):
+                    record(source, convert(source, root=root, overlay=overlay, format=format))
         return results
     ordered = [s for level in levels for s in level]
     # One level: no edges, or a cycle whose files each report themselves.
@@ -85,14 +99,21 @@ def convert_all_in_memory(
             # A file starts as soon as its own parents are done, not its whole level; the
             # longest chain of readers first, so the tail of the order is not left to one core.
             ready.sort(key=lambda s: (-chain[s], str(s)))
+            finished: list[Path] = []
             while ready and len(running) < jobs:
                 source = ready.pop(0)
+                if cached(source):
+                    finished.append(source)
+                    continue
                 fresh = _overlay_for(source, root, overlay)
                 running[pool.submit(_convert_in_worker, source, root, fresh, format)] = source
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                source = running.pop(future)
-                record(source, future.result())
+            if running and not finished:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    source = running.pop(future)
+                    record(source, future.result())
+                    finished.append(source)
+            for source in finished:
                 for reader in readers[source]:
                     waiting[reader].discard(source)
                     if not waiting[reader]:

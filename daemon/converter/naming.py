@@ -111,13 +111,17 @@ def load_casing_table(root: Path) -> CasingTable:
     Raises:
         ConvertError: ``auto_mappings.py`` exists but holds no literal table.
     """
-    mappings = root / _AUTO_DIR / _MAPPINGS_FILE
-    configuration = root / _AUTO_DIR / _CONFIGURATION_FILE
+    mappings, configuration = casing_files(root)
     if not mappings.is_file():
         return CasingTable()
     return _load_cached(
         mappings, mappings.stat().st_mtime_ns, configuration, _mtime_or_none(configuration)
     )
+
+
+def casing_files(root: Path) -> tuple[Path, Path]:
+    """The files ``load_casing_table`` reads (what a cached check must watch for changes)."""
+    return root / _AUTO_DIR / _MAPPINGS_FILE, root / _AUTO_DIR / _CONFIGURATION_FILE
 
 
 def _mtime_or_none(path: Path) -> int | None:

@@ -135,8 +135,19 @@ _RUFF_IDENTITY: dict[tuple[str, int, int], bytes] = {}
 def _format_key(text: str, path: Path, root: Path, ruff: Path) -> bytes:
     """A digest of the raw text, the stdin file name, the working directory, ruff's binary
     (by content) and every config file ruff could discover for ``path`` (by content)."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update(_context_digest(path, root, ruff))
+    return digest.digest()
+
+
+def format_context(path: Path, root: Path) -> bytes:
+    """Everything but the text that ruff's answer for an output at ``path`` depends on."""
+    return _context_digest(path, root, find_ruff())
+
+
+def _context_digest(path: Path, root: Path, ruff: Path) -> bytes:
     digest = hashlib.sha256()
-    for part in (text, str(path), str(root)):
+    for part in (str(path), str(root)):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     digest.update(_ruff_identity(ruff))
     for directory in (path.parent, *path.parent.parents, *_user_config_dirs()):
