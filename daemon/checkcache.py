@@ -31,7 +31,7 @@ from daemon.converter.naming import casing_files
 from daemon.converter.render import format_context
 from daemon.outputs import atomic_write, digest, read_text
 
-VERSION = 1
+VERSION = 2  # of the file's layout
 
 
 @cache
@@ -82,13 +82,13 @@ class CheckCache:
             return None
         outputs: list[Output] = []
         expected = entry.get("outputs")
-        if not isinstance(expected, dict) or not expected:
+        if not isinstance(expected, list) or not expected:
             return None
-        for rel, record in expected.items():
-            if not isinstance(record, list) or len(record) != 2:
+        for record in expected:  # in the conversion's order, so the report reads the same
+            if not isinstance(record, list) or len(record) != 3:
                 return None
-            kind, want = record
-            path = self.root / rel
+            rel, kind, want = record
+            path = self.root / str(rel)
             text = read_text(path)
             if text is None or digest(text) != want:
                 return None  # missing, stale or hand-edited: convert, to report it with a diff
@@ -101,7 +101,7 @@ class CheckCache:
         self.entries[self._rel(source)] = {
             "inputs": self._inputs(source, parents, fresh),
             "parents": [self._rel(p) for p in parents],
-            "outputs": {self._rel(o.path): [o.kind, digest(o.text)] for o in result.outputs},
+            "outputs": [[self._rel(o.path), o.kind, digest(o.text)] for o in result.outputs],
         }
 
     def save(self) -> None:

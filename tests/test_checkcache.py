@@ -27,6 +27,7 @@ def test_a_second_check_answers_from_the_cache_with_the_same_report(tmp_path: Pa
     second_code, second = _check(repo)
     assert first_code == second_code == 0
     assert first["cached"] == 0 and second["cached"] == 1
+    assert second["outputs"] == first["outputs"]  # the same entries, in the same order
     assert (
         _statuses(first)
         == _statuses(second)
