@@ -337,7 +337,6 @@ class Daemon:
     def full_reconcile(self, why: str) -> None:
         """Submit every source and parent: each is re-read and compared by content hash,
         so only what really changed while events were lost is converted."""
-        self._check_coverage()  # first: the scan below also covers a switch to polling
         known = set(self.runner.parents)
         found = scan(self.root, self.sources)
         self.runner.learn(found)
@@ -381,6 +380,9 @@ class Daemon:
                 self._reconcile_wanted.clear()
                 self.full_reconcile("overflow")
             elif time.monotonic() - self._last_reconcile > RESCAN_INTERVAL_S:
+                # Watches added since the start (new directories) may have hit the limit; a
+                # (re)started watcher checked its own. First: the rescan covers a switch.
+                self._check_coverage()
                 self.full_reconcile("periodic")
             if self.healthy():
                 self.notifier.watchdog()

@@ -24,6 +24,7 @@ from pathlib import Path
 from daemon.errors import DaemonError
 
 INOTIFY_PROC = Path("/proc/sys/fs/inotify")
+_IN_CREATE, _IN_ONLYDIR = 0x00000100, 0x01000000  # <sys/inotify.h>
 _LIMITS = {errno.ENOSPC: "max_user_watches", errno.EMFILE: "max_user_instances"}
 
 
@@ -146,8 +147,7 @@ def probe_add_watch(path: Path) -> int:
     if fd < 0:
         return ctypes.get_errno()
     try:
-        IN_ONLYDIR_CREATE = 0x01000000 | 0x00000100  # IN_ONLYDIR | IN_CREATE
-        wd = libc.inotify_add_watch(fd, os.fsencode(path), IN_ONLYDIR_CREATE)
+        wd = libc.inotify_add_watch(fd, os.fsencode(path), _IN_ONLYDIR | _IN_CREATE)
         return 0 if wd >= 0 else ctypes.get_errno()
     finally:
         os.close(fd)

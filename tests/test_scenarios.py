@@ -233,11 +233,17 @@ class NovaModel(OrbitModel):
 """
 
 
-def test_scenario_11_dependency_chain_in_topological_order(repo: Path, tmp_path: Path) -> None:
+def _add_nova(repo: Path) -> Path:
+    """A second modular model, nova, inheriting from orbit's output."""
     nova = repo / NOVA
     nova.parent.mkdir()
     (nova.parent / "__init__.py").write_text("")
     nova.write_text(NOVA_TEXT)
+    return nova
+
+
+def test_scenario_11_dependency_chain_in_topological_order(repo: Path, tmp_path: Path) -> None:
+    nova = _add_nova(repo)
     daemon = Daemon(repo, tmp_path / "daemon.log")
     try:
         daemon.wait_started()
@@ -298,10 +304,7 @@ def test_scenario_27_source_directory_replaced(daemon: Daemon, repo: Path) -> No
 
 
 def test_scenario_28_new_model_directory_after_start(daemon: Daemon, repo: Path) -> None:
-    nova = repo / NOVA
-    nova.parent.mkdir()
-    (nova.parent / "__init__.py").write_text("")
-    nova.write_text(NOVA_TEXT)
+    _add_nova(repo)
     daemon.sync()
     assert (repo / NOVA.with_name("modeling_nova.py")).exists()
     assert len(daemon.runs(NOVA)) == 1
@@ -554,10 +557,7 @@ def test_dependents_run_only_when_a_parent_output_really_changed(
     repo: Path, tmp_path: Path
 ) -> None:
     """A parent edit that leaves orbit's outputs as they were does not reach nova."""
-    nova = repo / NOVA
-    nova.parent.mkdir()
-    (nova.parent / "__init__.py").write_text("")
-    nova.write_text(NOVA_TEXT)
+    _add_nova(repo)
     daemon = Daemon(repo, tmp_path / "daemon.log")
     try:
         daemon.wait_started()
