@@ -4,4 +4,5 @@ from __future__ import annotations
 
 from daemon.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importable without running the command line
+    raise SystemExit(main())

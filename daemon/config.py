@@ -35,6 +35,7 @@ class Config:
     exclude: tuple[str, ...] = ()
     debounce_ms: int = 50
     max_wait_ms: int = 1600
+    jobs: int = 0  # worker processes for a wave of dependents; 0: one per core
     git_mode: GitMode = "stage"
     hook_on_checkout: OnCheckout = "flag"
     format: bool = True
@@ -51,6 +52,12 @@ def _expect_globs(value: object) -> tuple[str, ...] | None:
 
 def _expect_ms(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 600_000:
+        return value
+    return None
+
+
+def _expect_jobs(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 256:
         return value
     return None
 
@@ -72,6 +79,7 @@ _SCHEMA: dict[str, tuple[str, Callable[[object], object | None], str]] = {
     "exclude": ("exclude", _expect_globs, "a list of non-empty glob strings"),
     "debounce_ms": ("debounce_ms", _expect_ms, "an integer number of milliseconds, 0-600000"),
     "max_wait_ms": ("max_wait_ms", _expect_ms, "an integer number of milliseconds, 0-600000"),
+    "jobs": ("jobs", _expect_jobs, "an integer number of processes, 0-256 (0: one per core)"),
     "git.mode": ("git_mode", _expect_choice(GIT_MODES), 'one of "stage", "flag", "off"'),
     "hook.on_checkout": (
         "hook_on_checkout",
@@ -163,7 +171,7 @@ def _parse_env_value(key: str, raw: str) -> object:
     """Environment values are strings: turn them into the type the key expects."""
     if key in ("include", "exclude"):
         return [part.strip() for part in raw.split(",") if part.strip()]
-    if key in ("debounce_ms", "max_wait_ms"):
+    if key in ("debounce_ms", "max_wait_ms", "jobs"):
         return int(raw) if raw.strip().isdigit() else raw
     if key == "format":
         lowered = raw.strip().lower()

@@ -87,14 +87,22 @@ def readers(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) -> 
     return {s for s, ps in parents.items() if changed & set(ps)}
 
 
+def waits_for(
+    sources: Iterable[Path], parents: Mapping[Path, Iterable[Path]]
+) -> dict[Path, set[Path]]:
+    """For each of ``sources``, the others among them whose outputs it reads."""
+    pending = set(sources)
+    outputs = {s: possible_outputs(s) for s in pending}
+    return {
+        s: {t for t in pending if t != s and outputs[t] & set(parents.get(s, ()))} for s in pending
+    }
+
+
 def topological(sources: Iterable[Path], parents: Mapping[Path, Iterable[Path]]) -> list[Path]:
     """``sources`` ordered so that one whose outputs another reads comes first (from the
     graph already known: no re-parsing); ties and cycles fall back to path order."""
     pending = set(sources)
-    outputs = {s: possible_outputs(s) for s in pending}
-    needs = {
-        s: {t for t in pending if t != s and outputs[t] & set(parents.get(s, ()))} for s in pending
-    }
+    needs = waits_for(pending, parents)
     ordered: list[Path] = []
     while pending:
         ready = sorted(s for s in pending if not needs[s] & pending)

@@ -15,6 +15,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
@@ -24,9 +26,11 @@ import structlog
 from daemon import config as config_module
 from daemon import control, example, git
 from daemon.config import Config
+from daemon.converter import Result
 from daemon.errors import DaemonError
-from daemon.graph import readers, topological
+from daemon.graph import readers, topological, waits_for
 from daemon.log import get_logger
+from daemon.parallel import convert_in_worker, default_jobs, stream, worker_pool
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
@@ -39,6 +43,7 @@ SUPERVISE_INTERVAL_S = 1.0
 STUCK_BATCH_S = 60.0  # a batch running longer than this stops the watchdog pings
 COOKIE_PREFIX = ".modwatch-cookie-"
 RESCAN_INTERVAL_S = 300.0  # rule 8: reconcile periodically, events can be lost silently
+MIN_PARALLEL_WAVE = 3  # below this, starting worker processes costs more than it saves
 INDEX_LOCK_HOLD_S = 60.0  # longer than any checkout; then staging itself waits and flags
 
 
@@ -122,16 +127,53 @@ class Daemon:
         check_only = self._head_moved() and self.config.hook_on_checkout == "flag"
         done: set[Path] = set()
         wave = topological(set(direct) | readers(self.runner.parents, foreign), self.runner.parents)
-        while wave:
-            rewritten: set[Path] = set()
-            for source in wave:
-                if self._stop.is_set():
-                    return  # between two atomic writes: nothing is half-written
-                done.add(source)
-                record = self._run_one(source, check_only=check_only)
-                rewritten |= {o.path for o in record.outputs if o.status == "written"}
+        while wave and not self._stop.is_set():
+            records = self._run_wave(wave, check_only=check_only)
+            done |= set(wave)
+            rewritten = {o.path for r in records for o in r.outputs if o.status == "written"}
             following = readers(self.runner.parents, rewritten) - done
             wave = topological({s for s in following if s.exists()}, self.runner.parents)
+
+    def _run_wave(self, wave: list[Path], *, check_only: bool) -> list[RunRecord]:
+        """Convert one wave; a wide one in worker processes, each result applied (written,
+        staged, logged) here as it arrives, a source only once the wave-mates whose outputs
+        it reads are written. A stop ends the wave between two atomic writes."""
+        jobs = min(self.config.jobs or default_jobs(), len(wave))
+        records: list[RunRecord] = []
+        if check_only or jobs < 2 or len(wave) < MIN_PARALLEL_WAVE:
+            for source in wave:
+                if self._stop.is_set():
+                    break  # between two atomic writes: nothing is half-written
+                records.append(self._run_one(source, check_only=check_only))
+            return records
+
+        def submit(pool: Executor, source: Path) -> Future[Result]:
+            return pool.submit(convert_in_worker, source, self.root, {}, self.config.format)
+
+        def finished(source: Path, result: Result | None) -> None:
+            records.append(self._run_one(source, check_only=False, result=result))
+
+        log.info("wave.workers", sources=len(wave), workers=jobs)
+        try:
+            with worker_pool(jobs, subprocesses=True) as pool:
+                stream(
+                    wave,
+                    waits_for(wave, self.runner.parents),
+                    pool=pool,
+                    jobs=jobs,
+                    submit=submit,
+                    finished=finished,
+                    stopped=self._stop.is_set,
+                )
+        except BrokenProcessPool as exc:  # a worker killed (OOM, say): finish in-process
+            finished_sources = {r.source for r in records}
+            rest = [s for s in wave if s not in finished_sources]
+            log.warning("workers.failed", error=str(exc), remaining=len(rest))
+            for source in rest:
+                if self._stop.is_set():
+                    break
+                records.append(self._run_one(source, check_only=False))
+        return records
 
     def _plan(self, paths: frozenset[Path]) -> tuple[list[Path], set[Path]]:
         sources = {p for p in paths if self.sources(p) and p.exists()}
@@ -140,13 +182,15 @@ class Daemon:
             self._rescope_wanted.set()  # the supervisor re-arms with the wider scope
         return self.runner.plan(paths, sources | set(self.runner.parents))
 
-    def _run_one(self, source: Path, *, check_only: bool) -> RunRecord:
+    def _run_one(
+        self, source: Path, *, check_only: bool, result: Result | None = None
+    ) -> RunRecord:
         if check_only and self.runner.matches_head(source):
             # Rule 12: right after a checkout, check and flag; never rewrite what the
             # commit holds (it may need another converter version).
             record = self.runner.check_only(source)
         else:
-            record = self.runner.run(source)
+            record = self.runner.run(source, result=result)
         self._remember(record)
         return record
 

@@ -7,8 +7,8 @@ outputs of each dependency level are passed, as an overlay, to the conversions o
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from daemon.checkcache import CheckCache
@@ -17,6 +17,7 @@ from daemon.converter.order import dependency_edges, dependency_levels
 from daemon.errors import DaemonError
 from daemon.graph import parent_paths
 from daemon.outputs import read_text
+from daemon.workers import SubprocessExecutor
 
 
 def default_jobs() -> int:
@@ -38,7 +39,7 @@ def _overlay_for(source: Path, root: Path, overlay: dict[Path, str]) -> dict[Pat
     return {p: overlay[p] for p in wanted if p in overlay}
 
 
-def _convert_in_worker(source: Path, root: Path, overlay: dict[Path, str], fmt: bool) -> Result:
+def convert_in_worker(source: Path, root: Path, overlay: dict[Path, str], fmt: bool) -> Result:
     return convert(source, root=root, overlay=overlay, format=fmt)
 
 
@@ -87,38 +88,76 @@ def convert_all_in_memory(
     ordered = [s for level in levels for s in level]
     # One level: no edges, or a cycle whose files each report themselves.
     waiting = dependency_edges(texts) if len(levels) > 1 else {s: set() for s in ordered}
+
+    def submit(pool: Executor, source: Path) -> Future[Result] | None:
+        if cached(source):
+            return None
+        fresh = _overlay_for(source, root, overlay)
+        return pool.submit(convert_in_worker, source, root, fresh, format)
+
+    def finished(source: Path, result: Result | None) -> None:
+        if result is not None:
+            record(source, result)
+
+    with worker_pool(jobs) as pool:
+        stream(ordered, waiting, pool=pool, jobs=jobs, submit=submit, finished=finished)
+    return {s: results[s] for s in ordered}
+
+
+def worker_pool(jobs: int, *, subprocesses: bool = False) -> Executor:
+    """``jobs`` worker processes: forked for a one-shot check; plain subprocesses for a
+    process with threads (the daemon, see ``daemon.workers``)."""
+    if subprocesses:
+        return SubprocessExecutor(jobs)
+    return ProcessPoolExecutor(max_workers=jobs)
+
+
+def stream(
+    ordered: Sequence[Path],
+    waiting: Mapping[Path, set[Path]],
+    *,
+    pool: Executor,
+    jobs: int,
+    submit: Callable[[Executor, Path], Future[Result] | None],
+    finished: Callable[[Path, Result | None], None],
+    stopped: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run ``ordered`` through ``pool``: a source starts once every source it waits for has
+    finished (not its whole level), the longest chain of readers first, so the tail of the
+    order is not left to one core. ``submit`` returns None for a source done without a
+    worker; ``finished`` sees each source once, in the order they finish. ``stopped`` ends the
+    stream between two results, cancelling what has not started."""
+    waits = {s: set(waiting.get(s, ())) & set(ordered) for s in ordered}
     readers: dict[Path, set[Path]] = {s: set() for s in ordered}
-    for source, parents in waiting.items():
+    for source, parents in waits.items():
         for parent in parents:
             readers[parent].add(source)
-    chain = _chain_lengths(ordered, readers)
-    ready = [s for s in ordered if not waiting[s]]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        running: dict[Future[Result], Path] = {}
-        while ready or running:
-            # A file starts as soon as its own parents are done, not its whole level; the
-            # longest chain of readers first, so the tail of the order is not left to one core.
-            ready.sort(key=lambda s: (-chain[s], str(s)))
-            finished: list[Path] = []
-            while ready and len(running) < jobs:
-                source = ready.pop(0)
-                if cached(source):
-                    finished.append(source)
-                    continue
-                fresh = _overlay_for(source, root, overlay)
-                running[pool.submit(_convert_in_worker, source, root, fresh, format)] = source
-            if running and not finished:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    source = running.pop(future)
-                    record(source, future.result())
-                    finished.append(source)
-            for source in finished:
-                for reader in readers[source]:
-                    waiting[reader].discard(source)
-                    if not waiting[reader]:
-                        ready.append(reader)
-    return {s: results[s] for s in ordered}
+    chain = _chain_lengths(list(ordered), readers)
+    ready = [s for s in ordered if not waits[s]]
+    running: dict[Future[Result], Path] = {}
+    while ready or running:
+        ready.sort(key=lambda s: (-chain[s], str(s)))
+        done: list[tuple[Path, Result | None]] = []
+        while ready and len(running) < jobs:
+            source = ready.pop(0)
+            future = submit(pool, source)
+            if future is None:
+                done.append((source, None))
+            else:
+                running[future] = source
+        if running and not done:
+            completed, _ = wait(running, return_when=FIRST_COMPLETED)
+            done = [(running.pop(f), f.result()) for f in completed]
+        for source, result in done:
+            finished(source, result)
+            for reader in readers[source]:
+                waits[reader].discard(source)
+                if not waits[reader]:
+                    ready.append(reader)
+        if stopped():
+            for future in running:
+                future.cancel()
+            return
 
 
 def _chain_lengths(ordered: list[Path], readers: dict[Path, set[Path]]) -> dict[Path, int]:

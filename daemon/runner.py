@@ -13,7 +13,7 @@ from pathlib import Path
 
 from daemon import git
 from daemon.config import Config
-from daemon.converter import Converted, Failed, Output, Skipped, convert
+from daemon.converter import Converted, Failed, Output, Result, Skipped, convert
 from daemon.converter.order import dependency_levels
 from daemon.errors import DaemonError
 from daemon.flags import Flags
@@ -183,10 +183,13 @@ class Runner:
 
     # -- one run ----------------------------------------------------------------------------
 
-    def run(self, source: Path, *, stage: bool = True) -> RunRecord:
-        """Convert ``source``, write its outputs, stage or flag them; log ``run.finished``."""
+    def run(self, source: Path, *, stage: bool = True, result: Result | None = None) -> RunRecord:
+        """Convert ``source``, write its outputs, stage or flag them; log ``run.finished``.
+
+        ``result``: the conversion, already done by a worker process; only applied here.
+        """
         started = time.perf_counter()
-        record = self._run(source, stage=stage)
+        record = self._run(source, stage=stage, result=result)
         record = _with_duration(record, started)
         self._track_flags(record)
         self._log(record)
@@ -264,7 +267,7 @@ class Runner:
         self._log(record)
         return record
 
-    def _run(self, source: Path, *, stage: bool) -> RunRecord:
+    def _run(self, source: Path, *, stage: bool, result: Result | None = None) -> RunRecord:
         operation = self.operation()
         if operation is not None:
             # Rule 12: during a merge, rebase, bisect... check and flag, never rewrite.
@@ -275,7 +278,8 @@ class Runner:
                 git="flagged",
                 reason=f"operation_in_progress:{operation}",
             )
-        result = convert(source, root=self.root, format=self.config.format)
+        if result is None:
+            result = convert(source, root=self.root, format=self.config.format)
         if not isinstance(result, Converted):
             return self._run_failed(source, result)
         return self._apply(source, result, stage=stage)

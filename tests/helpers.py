@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from daemon import control
+from daemon import git as gitmod
 from tests.conftest import git
 
 REPO = Path(__file__).resolve().parent.parent
@@ -101,6 +103,12 @@ class RunningDaemon:
 
     def wait_started(self) -> dict[str, object]:
         return wait_for(lambda: event(self.log_path, "daemon.started"), what="daemon.started")
+
+    def sync(self, timeout: float = 30.0) -> None:
+        """Return once every event that happened before this call has been processed."""
+        sock = control.resolve_socket(gitmod.git_dir(self.repo))
+        reply = control.query(sock, {"cmd": "sync", "timeout": timeout}, timeout=timeout + 5)
+        assert reply.get("synced") is True, reply
 
     def stop(self, sig: int = 15) -> int:
         if self.proc.poll() is None:

@@ -9,7 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import MODELING, MODULAR, RunningDaemon, event, example_repo, modwatch, wait_for
+from tests.helpers import (
+    MODELING,
+    MODULAR,
+    RunningDaemon,
+    event,
+    events,
+    example_repo,
+    modwatch,
+    wait_for,
+)
 
 
 def test_a_second_daemon_on_the_same_worktree_says_already_running_and_exits_0(tmp_path):
@@ -98,3 +107,78 @@ def test_sd_notify_ready_status_watchdog_reloading_stopping(tmp_path):
     finally:
         daemon.stop()
         sock.close()
+
+
+def _add_child(repo: Path, name: str, *, reads: tuple[str, ...] = ("orbit",)) -> Path:
+    """A modular model ``name`` whose first class inherits from the first of ``reads``."""
+    folder = repo / "src" / "zoo" / "models" / name
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    imports = "".join(
+        f"from ..{parent}.modeling_{parent} import {parent.title()}Model\n" for parent in reads
+    )
+    source = folder / f"modular_{name}.py"
+    source.write_text(
+        f"{imports}\n\nclass {name.title()}Model({reads[0].title()}Model):\n    pass\n"
+    )
+    return source
+
+
+def _children_of(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+
+
+def test_a_wide_wave_of_dependents_runs_in_worker_processes_in_dependency_order(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    for name in ("nova", "lyra", "vega"):
+        _add_child(repo, name)
+    _add_child(repo, "rigel", reads=("nova", "orbit"))  # same wave as nova, but reads it
+    daemon = RunningDaemon(
+        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "2"}
+    )
+    try:
+        daemon.wait_started()
+        source = repo / MODULAR
+        source.write_text(source.read_text().replace("return -x", "return -x  # wave"))
+        daemon.sync(timeout=120)
+
+        wave = event(daemon.log_path, "wave.workers")
+        assert wave is not None and wave["sources"] == 4 and wave["workers"] == 2
+        order = [
+            str(e["source"]) for e in events(daemon.log_path) if e.get("event") == "run.finished"
+        ]
+        assert sorted(order) == sorted(
+            [MODULAR.as_posix()]
+            + [f"src/zoo/models/{n}/modular_{n}.py" for n in ("nova", "lyra", "vega", "rigel")]
+        )
+        assert order.index("src/zoo/models/rigel/modular_rigel.py") > order.index(
+            "src/zoo/models/nova/modular_nova.py"
+        )
+        for name in ("nova", "lyra", "vega", "rigel"):
+            output = repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py"
+            assert "return -x  # wave" in output.read_text(), name
+        assert _children_of(daemon.proc.pid) == []  # the workers are gone with their wave
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_jobs_1_converts_a_wave_in_the_daemon_itself(tmp_path):
+    repo = example_repo(tmp_path, commit_outputs=True)
+    for name in ("nova", "lyra", "vega"):
+        _add_child(repo, name)
+    daemon = RunningDaemon(
+        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "1"}
+    )
+    try:
+        daemon.wait_started()
+        source = repo / MODULAR
+        source.write_text(source.read_text().replace("return -x", "return -x  # serial"))
+        daemon.sync(timeout=120)
+
+        assert event(daemon.log_path, "wave.workers") is None
+        for name in ("nova", "lyra", "vega"):
+            output = repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py"
+            assert "return -x  # serial" in output.read_text(), name
+    finally:
+        assert daemon.stop() == 0

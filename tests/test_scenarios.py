@@ -20,8 +20,6 @@ from pathlib import Path
 import pytest
 import structlog
 
-from daemon import control
-from daemon import git as gitmod
 from daemon.watchscope import unwatched, watched_inodes
 from tests.conftest import git
 from tests.helpers import (
@@ -39,12 +37,6 @@ from tests.helpers import (
 
 class Daemon(RunningDaemon):
     """A started daemon with the helpers scenario tests need."""
-
-    def sync(self, timeout: float = 30.0) -> None:
-        """Return once every event that happened before this call has been processed."""
-        sock = control.resolve_socket(gitmod.git_dir(self.repo))
-        reply = control.query(sock, {"cmd": "sync", "timeout": timeout}, timeout=timeout + 5)
-        assert reply.get("synced") is True, reply
 
     def runs(self, source: Path = MODULAR) -> list[dict[str, object]]:
         return [

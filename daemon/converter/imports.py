@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import cast
 
 import libcst as cst
@@ -69,9 +70,43 @@ def used_import_names(pool: Sequence[PoolEntry], nodes: Sequence[PoolEntry | Top
         tokens = set(_TOKEN.findall(code))
         # Only pool entries binding a name the node's text mentions can be referenced by it.
         kept = [(entry, text) for entry, text, roots in bindings if roots & tokens]
+        quick = _plainly_used([entry for entry, _ in kept], node, tokens)
+        if quick is not None:
+            used |= quick
+            continue
         key = "".join(text for _, text in kept)
         used |= _cached_used(key, [entry for entry, _ in kept], node, code)
     return used
+
+
+def _plainly_used(
+    kept: Sequence[PoolEntry], node: PoolEntry | TopNode, tokens: set[str]
+) -> frozenset[str] | None:
+    """The scope analysis of ``kept + [node]`` when it can be read off the node's names, else
+    None (then the analysis runs).
+
+    That is when every pool name the node's text mentions is bound by a plain (undotted,
+    non-star) import, occurs in the node only as identifiers in a position that always loads
+    it (``x.attr``, a call, an argument, an annotation, ...) or cannot bind it (an attribute
+    name, a keyword), never inside a string (which could be a string annotation), and the node
+    imports nothing itself. Then nothing in the node binds the name, so each load resolves to
+    the module scope, which is the import: a name is used iff one of its occurrences loads it.
+    """
+    if "import" in tokens:
+        return None  # the node may import for itself; its local imports count (mask2former)
+    names: set[str] = set()
+    for entry in kept:
+        bound = _bound_names(entry)
+        if bound is None:
+            return None
+        names |= bound
+    names &= tokens
+    if not names:
+        return frozenset()
+    loads = _name_positions(node)
+    if loads is None or any(name in loads.unsure for name in names):
+        return None
+    return frozenset(names & loads.loaded)
 
 
 _TOKEN = re.compile(r"\w+")
@@ -82,9 +117,104 @@ class _Bindings(cst.CSTVisitor):
     def __init__(self) -> None:
         super().__init__()
         self.roots: set[str] = set()
+        self.names: set[str] = set()
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
-        self.roots.add(bound_name(node).split(".")[0])
+        name = bound_name(node)
+        self.names.add(name)
+        self.roots.add(name.split(".")[0])
+
+
+_NAMES: NodeMemo[frozenset[str]] = NodeMemo()
+_NOT_PLAIN = frozenset({"."})
+
+
+def _bound_names(entry: PoolEntry) -> frozenset[str] | None:
+    """The names the imports of a pool entry bind, or None when one is dotted (``import a.b``
+    is referenced through ``a``, not a plain name). A star binds nothing the analysis sees."""
+    found = _NAMES.get(entry)
+    if found is None:
+        finder = _Bindings()
+        entry.visit(finder)
+        plain = not any("." in name for name in finder.names)
+        found = _NAMES.put(entry, frozenset(finder.names) if plain else _NOT_PLAIN)
+    return None if found is _NOT_PLAIN else found
+
+
+@dataclass(frozen=True)
+class _Positions:
+    loaded: frozenset[str]  # names with an occurrence that loads them
+    unsure: frozenset[str]  # names occurring anywhere else, strings included
+
+
+# (parent type, field): a bare name there is always loaded, never bound.
+_LOADING = frozenset(
+    {
+        (cst.Attribute, "value"),
+        (cst.Call, "func"),
+        (cst.Arg, "value"),
+        (cst.Subscript, "value"),
+        (cst.Index, "value"),
+        (cst.Annotation, "annotation"),
+        (cst.Decorator, "decorator"),
+        (cst.BinaryOperation, "left"),
+        (cst.BinaryOperation, "right"),
+        (cst.BooleanOperation, "left"),
+        (cst.BooleanOperation, "right"),
+        (cst.Comparison, "left"),
+        (cst.ComparisonTarget, "comparator"),
+        (cst.UnaryOperation, "expression"),
+        (cst.IfExp, "test"),
+        (cst.IfExp, "body"),
+        (cst.IfExp, "orelse"),
+        (cst.Return, "value"),
+        (cst.Raise, "exc"),
+        (cst.Assert, "test"),
+        (cst.If, "test"),
+        (cst.While, "test"),
+        (cst.Param, "default"),
+        (cst.Assign, "value"),
+        (cst.AnnAssign, "value"),
+        (cst.AugAssign, "value"),
+        (cst.For, "iter"),
+        (cst.DictElement, "value"),
+        (cst.ExceptHandler, "type"),
+    }
+)
+# A bare name there is no variable at all.
+_NEUTRAL = frozenset({(cst.Attribute, "attr"), (cst.Arg, "keyword")})
+_POSITIONS: NodeMemo[_Positions] = NodeMemo()
+
+
+def _name_positions(node: cst.CSTNode) -> _Positions:
+    """Which names ``node`` surely loads, and which it uses in any other way."""
+    cached = _POSITIONS.get(node)
+    if cached is not None:
+        return cached
+    loaded: set[str] = set()
+    unsure: set[str] = set()
+    stack: list[tuple[object, tuple[type, str] | None]] = [(node, None)]
+    while stack:
+        current, where = stack.pop()
+        if isinstance(current, cst.Name):
+            if where in _LOADING:
+                loaded.add(current.value)
+            elif where not in _NEUTRAL:
+                unsure.add(current.value)
+            continue
+        if isinstance(current, cst.SimpleString | cst.FormattedStringText):
+            unsure.update(_TOKEN.findall(current.value))
+            continue
+        if not isinstance(current, cst.CSTNode):
+            continue
+        kind = type(current)
+        for name in child_fields(kind):
+            value = getattr(current, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append((value, (kind, name)))
+            elif isinstance(value, list | tuple):
+                stack.extend((item, (kind, name)) for item in value)
+    return _POSITIONS.put(node, _Positions(frozenset(loaded), frozenset(unsure)))
 
 
 def _bound_roots(entry: PoolEntry) -> frozenset[str]:

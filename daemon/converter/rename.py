@@ -6,13 +6,15 @@ string literals and comments, and both delete ``# Copied from`` comments and str
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from string import ascii_letters
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import libcst as cst
 
 from daemon.converter import FILE_TYPES  # R-NAME-6: sibling modules point at the child's files
+from daemon.converter.inventory import child_fields
+from daemon.converter.memo import NodeMemo
 from daemon.converter.naming import RenameTable, rename_text
 
 _COPIED_FROM = "# Copied from"
@@ -90,30 +92,12 @@ class _TextRenamer(cst.CSTTransformer):
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
     ) -> cst.IndentedBlock:
-        body, footer = self._fold_deleted(updated_node.body, updated_node.footer)
+        body, footer = _fold_deleted(updated_node.body, updated_node.footer, self._deleted_lines)
         return updated_node.with_changes(body=body, footer=footer)
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        body, footer = self._fold_deleted(updated_node.body, updated_node.footer)
+        body, footer = _fold_deleted(updated_node.body, updated_node.footer, self._deleted_lines)
         return updated_node.with_changes(body=body, footer=footer)
-
-    def _fold_deleted(
-        self, body: Sequence[cst.BaseStatement], footer: Sequence[cst.EmptyLine]
-    ) -> tuple[list[cst.BaseStatement], list[cst.EmptyLine]]:
-        """Drop deleted statement lines, moving their leading lines onto what follows them."""
-        kept: list[cst.BaseStatement] = []
-        carried: list[cst.EmptyLine] = []
-        for statement in body:
-            if any(statement is deleted for deleted in self._deleted_lines):
-                carried.extend(_leading_lines(statement))
-                continue
-            if carried:
-                statement = statement.with_changes(
-                    leading_lines=[*carried, *_leading_lines(statement)]
-                )
-                carried = []
-            kept.append(statement)
-        return kept, [*carried, *footer]
 
 
 _Token = TypeVar("_Token", cst.Name, cst.SimpleString, cst.Comment)
@@ -170,6 +154,208 @@ class _ModuleRenamer(_TextRenamer):
         return module
 
 
+class _FastRenamer:
+    """The renaming of ``_ModuleRenamer`` / ``_TextRenamer`` as a plain walk over the fields.
+
+    libcst's transformer rebuilds and re-validates every node it passes, changed or not: about
+    100 ms for ``modeling_llama.py``, once per child, since each child renames each parent into
+    its own name. This walk rebuilds only the nodes above a token that changes and returns the
+    untouched subtrees themselves, so the per-node caches (code, identifiers, used imports)
+    hold for them across children; a top-level statement none of whose tokens the table
+    changes is not walked at all. The transformers stay as the reference it is tested against.
+    """
+
+    def __init__(self, table: RenameTable, *, model_name: str | None, target: str) -> None:
+        self.table = table
+        self.module_renaming = model_name is not None  # identifiers and imports too
+        self.model_name = model_name or ""
+        self.target = target.replace("-", "_")
+        self._renamed: dict[str, str] = {}
+        self._deleted_lines: list[cst.SimpleStatementLine] = []
+
+    def token(self, text: str) -> str:
+        renamed = self._renamed.get(text)
+        if renamed is None:
+            renamed = self._renamed[text] = rename_text(text, self.table)
+        return renamed
+
+    def untouched(self, statement: cst.BaseStatement) -> bool:
+        """True when walking ``statement`` could change nothing in it."""
+        tokens = statement_tokens(statement)
+        if _MUST_WALK in tokens:
+            return False
+        return all(self.token(token) == token for token in tokens)
+
+    def walk(self, node: _Node) -> _Node:
+        if self.module_renaming and isinstance(node, cst.ImportFrom) and not node.relative:
+            return node  # R-NAME-6: absolute from-imports are restored verbatim
+        changes: dict[str, object] = {}
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                walked = self.walk(value)
+                if walked is not value:
+                    changes[name] = walked
+            elif isinstance(value, list | tuple) and value:
+                items = [self.walk(v) if isinstance(v, cst.CSTNode) else v for v in value]
+                if any(new is not old for new, old in zip(items, value, strict=True)):
+                    changes[name] = tuple(items)
+        updated = node.with_changes(**changes) if changes else node
+        leave = _LEAVE.get(type(node))
+        return updated if leave is None else leave(self, node, updated)  # type: ignore[return-value]
+
+    def leave_name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        if not self.module_renaming:
+            return updated
+        value = self.token(updated.value)
+        return updated if value == updated.value else updated.with_changes(value=value)
+
+    def leave_string(self, original: cst.SimpleString, updated: cst.SimpleString) -> cst.CSTNode:
+        if _has_copied_from(original.value):
+            return updated.with_changes(value=_emptied_string(original.value))
+        value = self.token(updated.value)
+        return updated if value == updated.value else updated.with_changes(value=value)
+
+    def leave_comment(self, original: cst.Comment, updated: cst.Comment) -> cst.Comment:
+        value = self.token(updated.value)
+        return updated if value == updated.value else updated.with_changes(value=value)
+
+    def leave_empty_line(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
+        if original.comment is not None and _has_copied_from(original.comment.value):
+            return updated.with_changes(
+                indent=False, whitespace=cst.SimpleWhitespace(""), comment=None
+            )
+        return updated
+
+    def leave_trailing(
+        self, original: cst.TrailingWhitespace, updated: cst.TrailingWhitespace
+    ) -> cst.TrailingWhitespace:
+        if original.comment is not None and _has_copied_from(original.comment.value):
+            return updated.with_changes(comment=None, whitespace=cst.SimpleWhitespace(""))
+        return updated
+
+    def leave_line(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        kept = [
+            statement
+            for before, statement in zip(original.body, updated.body, strict=True)
+            if not _is_copied_from_string(before)
+        ]
+        if len(kept) == len(updated.body):
+            return updated
+        if kept:
+            return updated.with_changes(body=kept)
+        self._deleted_lines.append(updated)  # folded away by the enclosing block
+        return updated
+
+    def leave_block(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        if not self._deleted_lines:
+            return updated
+        body, footer = _fold_deleted(updated.body, updated.footer, self._deleted_lines)
+        return updated.with_changes(body=body, footer=footer)
+
+    def leave_import_from(
+        self, original: cst.ImportFrom, updated: cst.ImportFrom
+    ) -> cst.ImportFrom:
+        module = updated.module
+        if self.module_renaming and self.target != self.model_name and isinstance(module, cst.Name):
+            for file_type in FILE_TYPES:
+                if module.value == f"{file_type}_{self.target}":
+                    return updated.with_changes(
+                        module=module.with_changes(value=f"{file_type}_{self.model_name}")
+                    )
+        return updated
+
+    def rename(self, module: cst.Module) -> cst.Module:
+        """The whole module: untouched top-level statements are kept as they are."""
+        header = [self.walk(line) for line in module.header]
+        body: list[cst.BaseStatement] = [
+            s if self.untouched(s) else self.walk(s) for s in module.body
+        ]
+        footer = [self.walk(line) for line in module.footer]
+        if self._deleted_lines:
+            body, footer = _fold_deleted(body, footer, self._deleted_lines)
+        same = all(
+            new is old
+            for new, old in zip(
+                [*header, *body, *footer],
+                [*module.header, *module.body, *module.footer],
+                strict=False,
+            )
+        )
+        if same and len(body) == len(module.body) and len(footer) == len(module.footer):
+            return module
+        return module.with_changes(header=header, body=body, footer=footer)
+
+
+_Node = TypeVar("_Node", bound=cst.CSTNode)
+_Leave = Callable[[_FastRenamer, Any, Any], cst.CSTNode]
+_LEAVE: dict[type[cst.CSTNode], _Leave] = {
+    cst.Name: _FastRenamer.leave_name,
+    cst.SimpleString: _FastRenamer.leave_string,
+    cst.Comment: _FastRenamer.leave_comment,
+    cst.EmptyLine: _FastRenamer.leave_empty_line,
+    cst.TrailingWhitespace: _FastRenamer.leave_trailing,
+    cst.SimpleStatementLine: _FastRenamer.leave_line,
+    cst.IndentedBlock: _FastRenamer.leave_block,
+    cst.ImportFrom: _FastRenamer.leave_import_from,
+}
+
+_MUST_WALK = "\0walk"  # a token no identifier, string or comment can be
+_TOKENS: NodeMemo[frozenset[str]] = NodeMemo()
+
+
+def statement_tokens(statement: cst.CSTNode) -> frozenset[str]:
+    """The identifier, string and comment texts in ``statement``, plus ``_MUST_WALK`` when
+    something in it changes whatever its tokens (``# Copied from``, a relative import);
+    cached per node, as a parent's parse is shared by the children renaming it."""
+    tokens = _TOKENS.get(statement)
+    if tokens is not None:
+        return tokens
+    found: set[str] = set()
+    stack: list[object] = [statement]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.Name | cst.SimpleString | cst.Comment):
+            found.add(node.value)
+            if not isinstance(node, cst.Name) and _has_copied_from(node.value):
+                found.add(_MUST_WALK)
+            continue
+        if not isinstance(node, cst.CSTNode):
+            continue
+        if isinstance(node, cst.ImportFrom) and node.relative:
+            found.add(_MUST_WALK)
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, list | tuple):
+                stack.extend(value)
+    return _TOKENS.put(statement, frozenset(found))
+
+
+def _fold_deleted(
+    body: Sequence[cst.BaseStatement],
+    footer: Sequence[cst.EmptyLine],
+    deleted: list[cst.SimpleStatementLine],
+) -> tuple[list[cst.BaseStatement], list[cst.EmptyLine]]:
+    """Drop deleted statement lines, moving their leading lines onto what follows them."""
+    kept: list[cst.BaseStatement] = []
+    carried: list[cst.EmptyLine] = []
+    for statement in body:
+        if any(statement is line for line in deleted):
+            carried.extend(_leading_lines(statement))
+            continue
+        if carried:
+            statement = statement.with_changes(leading_lines=[*carried, *_leading_lines(statement)])
+            carried = []
+        kept.append(statement)
+    return kept, [*carried, *footer]
+
+
 def rename_module(
     module: cst.Module, table: RenameTable, *, model_name: str, target: str
 ) -> cst.Module:
@@ -178,6 +364,7 @@ def rename_module(
     Identifiers (attributes, keywords, parameters, import names and relative module names),
     plain string tokens and comments are renamed; f-string literal text and absolute
     ``from X import ...`` statements are not. ``# Copied from`` comments and strings are deleted.
+    Subtrees the renaming leaves alone are returned as the same objects.
 
     Args:
         module: the parsed parent module.
@@ -188,6 +375,13 @@ def rename_module(
     Returns:
         The renamed module.
     """
+    return _FastRenamer(table, model_name=model_name, target=target).rename(module)
+
+
+def rename_module_reference(
+    module: cst.Module, table: RenameTable, *, model_name: str, target: str
+) -> cst.Module:
+    """``rename_module`` by libcst's transformer: slower, the reference for the tests."""
     return module.visit(_ModuleRenamer(table, model_name=model_name, target=target))
 
 
@@ -201,6 +395,11 @@ def rename_docs(node: cst.ClassDef, table: RenameTable) -> cst.ClassDef:
     Returns:
         The class with its strings and comments renamed and ``# Copied from`` ones deleted.
     """
+    return _FastRenamer(table, model_name=None, target="").walk(node)
+
+
+def rename_docs_reference(node: cst.ClassDef, table: RenameTable) -> cst.ClassDef:
+    """``rename_docs`` by libcst's transformer: the reference for the tests."""
     renamed = node.visit(_TextRenamer(table))
     if not isinstance(renamed, cst.ClassDef):  # pragma: no cover - a ClassDef never removes itself
         raise TypeError(f"renaming a class produced {type(renamed).__name__}")

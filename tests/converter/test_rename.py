@@ -5,9 +5,15 @@ from __future__ import annotations
 import textwrap
 
 import libcst as cst
+import pytest
 
 from daemon.converter.naming import CasingTable, rename_table
-from daemon.converter.rename import rename_docs, rename_module
+from daemon.converter.rename import (
+    rename_docs,
+    rename_docs_reference,
+    rename_module,
+    rename_module_reference,
+)
 
 CASING = CasingTable((("zeta", "ZetaConfig"),))
 
@@ -218,3 +224,83 @@ def test_r_name_10_class_docs_renamed_but_identifiers_kept():
     result = rename_docs(node, rename_table("orbit", "orbit_text", CASING))
 
     assert cst.Module(body=[result]).code == textwrap.dedent(after)
+
+
+# Everything the renaming touches, for the walk against libcst's transformer.
+EVERYTHING = '''\
+# Zeta header  # Copied from transformers.models.llama
+"""Zeta module."""  # Copied from x
+import torch
+from transformers.models.zeta import ZetaThing  # zeta kept
+from .configuration_zeta import ZetaConfig
+from .modeling_orbit import OrbitLayer
+from ..zeta import (
+    zeta_fn,  # Zeta comment in an import
+)
+
+"""# Copied from transformers.models.llama.modeling_llama.rotate_half"""
+ZETA_SIZE = {"zeta": 1, 'Zeta': ZETA_DEFAULT}
+
+
+def rotate_half(x):
+    return torch.cat((-x, x), dim=-1)
+
+
+class ZetaModel(ZetaPreTrainedModel):
+    """The ZetaModel."""
+
+    config: ZetaConfig  # Copied from transformers.Zeta
+
+    # Copied from transformers.models.llama.LlamaModel.forward
+    def forward(self, zeta_x, *, zeta_mask=None):
+        """# Copied from somewhere"""
+        from transformers.zeta import zeta_helper  # absolute: kept
+
+        message = f"zeta {zeta_x!r:>zeta} Zeta"
+        return self.zeta_layer(zeta_x, zeta_mask=zeta_mask), message, b"ZETA", rb"zeta"
+
+
+def untouched(a, b):
+    return a + b  # nothing to rename
+'''
+
+
+@pytest.mark.parametrize(
+    ("new", "model_name"), [("orbit", "orbit"), ("zeta", "orbit"), ("orbit_lens", "orbit")]
+)
+def test_r_name_6_the_walk_renames_as_the_libcst_transformer_does(new, model_name):
+    module = cst.parse_module(EVERYTHING)
+    table = rename_table("zeta", new, CASING)
+
+    fast = rename_module(module, table, model_name=model_name, target=new)
+    reference = rename_module_reference(module, table, model_name=model_name, target=new)
+
+    assert fast.code == reference.code
+    assert fast.code != module.code
+
+
+def test_r_name_6_statements_with_nothing_to_rename_are_the_same_objects():
+    module = cst.parse_module(EVERYTHING)
+    table = rename_table("zeta", "orbit", CASING)
+
+    renamed = rename_module(module, table, model_name="orbit", target="orbit")
+
+    kept = {id(statement) for statement in module.body}
+    by_name = {
+        s.name.value: s for s in renamed.body if isinstance(s, cst.FunctionDef | cst.ClassDef)
+    }
+    assert id(by_name["untouched"]) in kept
+    assert id(by_name["rotate_half"]) in kept
+    assert id(by_name["OrbitModel"]) not in kept
+
+
+def test_r_name_10_the_docs_walk_matches_the_libcst_transformer():
+    module = cst.parse_module(EVERYTHING)
+    node = next(s for s in module.body if isinstance(s, cst.ClassDef))
+    table = rename_table("zeta", "orbit_text", CASING)
+
+    fast = cst.Module(body=[rename_docs(node, table)]).code
+    reference = cst.Module(body=[rename_docs_reference(node, table)]).code
+
+    assert fast == reference
+    assert "ZetaModel(ZetaPreTrainedModel)" in fast  # identifiers are not docs

@@ -38,6 +38,14 @@ NODES = [
     "def star():\n    return helper_from_star()\n",
     "class B:\n    optimize = 1\n\n    def m(self):\n        return optimize\n",
     "def lam():\n    return lambda torch: torch\n",
+    # Read off the names (``imports._plainly_used``) or sent to the analysis:
+    "def attr_only(self):\n    return self.torch, f(torch=1)\n",
+    "def commented():\n    # torch and F, in a comment only\n    return 1\n",
+    "def typed(x: Optional[int] = None) -> 'F':\n    return x\n",
+    "def shadow(torch):\n    return torch.zeros(1)\n",
+    "def loads():\n    return [F.relu(y) for y in torch.ones(2)]\n",
+    "def fstr():\n    return f'{Optional} torch'\n",
+    "def rebinds():\n    for F in range(2):\n        pass\n    return F\n",
 ]
 # Nodes the composition must not split: module-level bindings other nodes can see.
 GLUED = [
@@ -50,6 +58,10 @@ GLUED = [
 
 def statements(text: str) -> list[cst.SimpleStatementLine | cst.BaseCompoundStatement]:
     return list(cst.parse_module(textwrap.dedent(text).lstrip("\n")).body)
+
+
+def pool_entries() -> list[imports.PoolEntry]:
+    return [e for e in statements(POOL) if isinstance(e, cst.SimpleStatementLine | cst.If)]
 
 
 def reference_used(module: cst.Module) -> set[str]:
@@ -198,3 +210,43 @@ def test_module_code_matches_libcst_rendering(text):
     )
 
     assert module_code(parsed.header, body) == module.code
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "def f(x: Optional[int]) -> None:\n    return torch.relu(F.gelu(x))\n",
+            {"torch", "F", "Optional"},
+        ),
+        ("def f(self):\n    return self.torch, g(Optional=1)\n", set()),
+        ("def f():\n    # torch\n    return 1\n", set()),
+    ],
+)
+def test_plain_loads_are_read_off_without_the_analysis(text, expected):
+    pool = pool_entries()
+    (node,) = statements(text)
+    tokens = set(imports._TOKEN.findall(code_of(node)))
+    kept = [e for e in pool if imports._bound_roots(e) & tokens]
+
+    quick = imports._plainly_used(kept, node, tokens)  # type: ignore[arg-type]
+
+    assert quick == expected  # the composed analysis is compared with the reference above
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def f(torch):\n    return torch\n",  # a parameter binds the name
+        "def f(x: 'torch.Tensor'):\n    return x\n",  # a string annotation is a reference
+        "def f():\n    import torch\n\n    return torch\n",  # its own import
+        "def f():\n    return os.path.join('a')\n",  # a dotted import
+    ],
+)
+def test_names_that_might_be_bound_go_to_the_analysis(text):
+    entries = pool_entries()
+    (node,) = statements(text)
+    tokens = set(imports._TOKEN.findall(code_of(node)))
+    kept = [e for e in entries if imports._bound_roots(e) & tokens]
+
+    assert imports._plainly_used(kept, node, tokens) is None  # type: ignore[arg-type]
