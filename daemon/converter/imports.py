@@ -24,7 +24,7 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from daemon.converter.inventory import TopNode, child_fields, code_of, is_import_line
+from daemon.converter.inventory import TopNode, child_fields, code_fields, code_of, is_import_line
 from daemon.converter.memo import NodeMemo
 from daemon.converter.resolve import dotted_name
 
@@ -64,18 +64,14 @@ def used_import_names(pool: Sequence[PoolEntry], nodes: Sequence[PoolEntry | Top
     if any(not _composable(node) for node in nodes):
         return _scope_used(cst.Module(body=[*pool, *nodes]))
     bindings = [(entry, code_of(entry), _bound_roots(entry)) for entry in pool]
-    used = set(_cached_used("".join(code for _, code, _ in bindings), pool, None, ""))
+    used = set(_cached_used("".join(code for _, code, _ in bindings), pool, None, "", set()))
     for node in nodes:
         code = code_of(node)
         tokens = set(_TOKEN.findall(code))
         # Only pool entries binding a name the node's text mentions can be referenced by it.
         kept = [(entry, text) for entry, text, roots in bindings if roots & tokens]
-        quick = _plainly_used([entry for entry, _ in kept], node, tokens)
-        if quick is not None:
-            used |= quick
-            continue
         key = "".join(text for _, text in kept)
-        used |= _cached_used(key, [entry for entry, _ in kept], node, code)
+        used |= _cached_used(key, [entry for entry, _ in kept], node, code, tokens)
     return used
 
 
@@ -88,12 +84,12 @@ def _plainly_used(
     That is when every pool name the node's text mentions is bound by a plain (undotted,
     non-star) import, occurs in the node only as identifiers in a position that always loads
     it (``x.attr``, a call, an argument, an annotation, ...) or cannot bind it (an attribute
-    name, a keyword), never inside a string (which could be a string annotation), and the node
+    name, a keyword), never inside a string that could be a string annotation, and the node
     imports nothing itself. Then nothing in the node binds the name, so each load resolves to
     the module scope, which is the import: a name is used iff one of its occurrences loads it.
     """
-    if "import" in tokens:
-        return None  # the node may import for itself; its local imports count (mask2former)
+    if "import" in tokens and _name_positions(node).imports:
+        return None  # its own imports count when referenced (mask2former)
     names: set[str] = set()
     for entry in kept:
         bound = _bound_names(entry)
@@ -104,7 +100,7 @@ def _plainly_used(
     if not names:
         return frozenset()
     loads = _name_positions(node)
-    if loads is None or any(name in loads.unsure for name in names):
+    if any(name in loads.unsure for name in names):
         return None
     return frozenset(names & loads.loaded)
 
@@ -144,7 +140,8 @@ def _bound_names(entry: PoolEntry) -> frozenset[str] | None:
 @dataclass(frozen=True)
 class _Positions:
     loaded: frozenset[str]  # names with an occurrence that loads them
-    unsure: frozenset[str]  # names occurring anywhere else, strings included
+    unsure: frozenset[str]  # names occurring anywhere else, possible string annotations too
+    imports: bool  # an import statement somewhere in the node
 
 
 # (parent type, field): a bare name there is always loaded, never bound.
@@ -177,8 +174,22 @@ _LOADING = frozenset(
         (cst.AnnAssign, "value"),
         (cst.AugAssign, "value"),
         (cst.For, "iter"),
+        (cst.DictElement, "key"),
         (cst.DictElement, "value"),
         (cst.ExceptHandler, "type"),
+        (cst.Lambda, "body"),
+        (cst.CompFor, "iter"),
+        (cst.CompIf, "test"),
+        (cst.WithItem, "item"),
+        (cst.Slice, "lower"),
+        (cst.Slice, "upper"),
+        (cst.Slice, "step"),
+        (cst.FormattedStringExpression, "expression"),
+        (cst.Assert, "msg"),
+        (cst.Expr, "value"),
+        (cst.NamedExpr, "value"),
+        (cst.Await, "expression"),
+        (cst.Yield, "value"),
     }
 )
 # A bare name there is no variable at all.
@@ -187,34 +198,50 @@ _POSITIONS: NodeMemo[_Positions] = NodeMemo()
 
 
 def _name_positions(node: cst.CSTNode) -> _Positions:
-    """Which names ``node`` surely loads, and which it uses in any other way."""
+    """Which names ``node`` surely loads, and which it uses in any other way.
+
+    A string counts (its words as unsure names) only where libcst's scope analysis may read it
+    as a string annotation: under an annotation, a subscript (``Optional["T"]``) or a call
+    (``cast("T", x)``); a docstring or a log message is never one.
+    """
     cached = _POSITIONS.get(node)
     if cached is not None:
         return cached
     loaded: set[str] = set()
     unsure: set[str] = set()
-    stack: list[tuple[object, tuple[type, str] | None]] = [(node, None)]
+    imports = False
+    stack: list[tuple[object, tuple[type, str] | None, bool]] = [(node, None, False)]
     while stack:
-        current, where = stack.pop()
+        current, where, typing_context = stack.pop()
         if isinstance(current, cst.Name):
             if where in _LOADING:
                 loaded.add(current.value)
             elif where not in _NEUTRAL:
                 unsure.add(current.value)
             continue
-        if isinstance(current, cst.SimpleString | cst.FormattedStringText):
-            unsure.update(_TOKEN.findall(current.value))
-            continue
-        if not isinstance(current, cst.CSTNode):
+        if isinstance(current, cst.SimpleString | cst.ConcatenatedString) and typing_context:
+            unsure.update(_TOKEN.findall(_string_text(current)))
+        if isinstance(current, cst.SimpleString) or not isinstance(current, cst.CSTNode):
             continue
         kind = type(current)
-        for name in child_fields(kind):
+        imports = imports or kind is cst.Import or kind is cst.ImportFrom
+        inner = typing_context or kind in _TYPING_CONTEXTS
+        for name in code_fields(kind):
             value = getattr(current, name)
             if isinstance(value, cst.CSTNode):
-                stack.append((value, (kind, name)))
+                stack.append((value, (kind, name), inner))
             elif isinstance(value, list | tuple):
-                stack.extend((item, (kind, name)) for item in value)
-    return _POSITIONS.put(node, _Positions(frozenset(loaded), frozenset(unsure)))
+                stack.extend((item, (kind, name), inner) for item in value)
+    return _POSITIONS.put(node, _Positions(frozenset(loaded), frozenset(unsure), imports))
+
+
+_TYPING_CONTEXTS = frozenset({cst.Annotation, cst.Subscript, cst.Call})
+
+
+def _string_text(node: cst.SimpleString | cst.ConcatenatedString) -> str:
+    """What the analysis would parse: the evaluated text; the raw code when it has none."""
+    value = node.evaluated_value
+    return value if isinstance(value, str) else code_of(node)
 
 
 def _bound_roots(entry: PoolEntry) -> frozenset[str]:
@@ -286,9 +313,15 @@ _USED_CACHE_SIZE = 4096  # entries of a few names each; a model's outputs hold ~
 
 
 def _cached_used(
-    pool_key: str, pool: Sequence[PoolEntry], node: PoolEntry | TopNode | None, code: str
+    pool_key: str,
+    pool: Sequence[PoolEntry],
+    node: PoolEntry | TopNode | None,
+    code: str,
+    tokens: set[str],
 ) -> frozenset[str]:
-    """``_scope_used`` of ``pool + [node]``, LRU-cached by their code."""
+    """``_scope_used`` of ``pool + [node]``, LRU-cached by their code (a save merges its
+    classes afresh, so most of its nodes are new objects with the code of the last save's);
+    read off the node's names instead when that is provable (``_plainly_used``)."""
     digest = hashlib.blake2b(pool_key.encode(), digest_size=16)
     if node is not None:
         digest.update(b"\0" + code.encode())
@@ -297,8 +330,10 @@ def _cached_used(
     if found is not None:
         _USED_CACHE.move_to_end(key)
         return found
-    body = [*pool] if node is None else [*pool, node]
-    found = frozenset(_scope_used(cst.Module(body=body)))
+    found = None if node is None else _plainly_used(pool, node, tokens)
+    if found is None:
+        body = [*pool] if node is None else [*pool, node]
+        found = frozenset(_scope_used(cst.Module(body=body)))
     _USED_CACHE[key] = found
     if len(_USED_CACHE) > _USED_CACHE_SIZE:
         _USED_CACHE.popitem(last=False)

@@ -8,7 +8,7 @@ import libcst as cst
 import pytest
 from libcst.metadata import ImportAssignment
 
-from daemon.converter import imports
+from daemon.converter import imports, inventory
 from daemon.converter.assemble import module_code
 from daemon.converter.imports import used_import_names
 from daemon.converter.inventory import code_of
@@ -46,6 +46,8 @@ NODES = [
     "def loads():\n    return [F.relu(y) for y in torch.ones(2)]\n",
     "def fstr():\n    return f'{Optional} torch'\n",
     "def rebinds():\n    for F in range(2):\n        pass\n    return F\n",
+    'def doc():\n    """Takes a torch tensor, see Optional."""\n    return log(\'torch\')\n',
+    "def hinted(x):\n    return cast('F', x)\n",
 ]
 # Nodes the composition must not split: module-level bindings other nodes can see.
 GLUED = [
@@ -221,6 +223,8 @@ def test_module_code_matches_libcst_rendering(text):
         ),
         ("def f(self):\n    return self.torch, g(Optional=1)\n", set()),
         ("def f():\n    # torch\n    return 1\n", set()),
+        ('def f():\n    """torch and F."""\n    x = "torch"\n    return x\n', set()),
+        ('def f():\n    """Import torch first."""\n    return F.relu(1)\n', {"F"}),
     ],
 )
 def test_plain_loads_are_read_off_without_the_analysis(text, expected):
@@ -239,6 +243,7 @@ def test_plain_loads_are_read_off_without_the_analysis(text, expected):
     [
         "def f(torch):\n    return torch\n",  # a parameter binds the name
         "def f(x: 'torch.Tensor'):\n    return x\n",  # a string annotation is a reference
+        "def f(x):\n    return cast('torch.Tensor', x)\n",  # so is a string in a call
         "def f():\n    import torch\n\n    return torch\n",  # its own import
         "def f():\n    return os.path.join('a')\n",  # a dotted import
     ],
@@ -250,3 +255,84 @@ def test_names_that_might_be_bound_go_to_the_analysis(text):
     kept = [e for e in entries if imports._bound_roots(e) & tokens]
 
     assert imports._plainly_used(kept, node, tokens) is None  # type: ignore[arg-type]
+
+
+NESTED = """
+import torch
+from .x import y
+
+if is_torch_available():
+    import torch.nn as nn
+elif is_tf_available():
+    import tf
+else:
+    nn = None
+
+try:
+    from .fast import Fast
+except ImportError:
+    class Fast:
+        pass
+finally:
+    DONE = True
+
+__all__ = ["A"]
+X = 1
+X[0] = 2
+X.a = 3
+a, b = 1, 2
+
+
+class A(B):
+    class Inner:
+        def method(self):
+            class Deep:
+                pass
+
+    def f(self):
+        if cond:
+            import os
+
+
+def g():
+    class Local:
+        pass
+
+    return Local
+
+
+for i in range(2):
+    class InLoop:
+        pass
+else:
+    class InElse:
+        pass
+
+with ctx:
+    def not_top():
+        pass
+
+match x:
+    case 1:
+        class InCase:
+            pass
+
+A = 2
+"""
+
+
+@pytest.mark.parametrize("modular", [True, False])
+def test_the_statement_walk_inventories_as_the_libcst_visitor_does(modular):
+    module = cst.parse_module(NESTED)
+
+    fast = inventory.gather_inventory(module, modular=modular)
+    reference = inventory.gather_inventory_reference(module, modular=modular)
+
+    assert list(fast.nodes) == list(reference.nodes)
+    assert all(fast.nodes[name] is reference.nodes[name] for name in fast.nodes)
+    assert fast.kinds == reference.kinds and fast.positions == reference.positions
+    assert [id(n) for n in fast.imports] == [id(n) for n in reference.imports]
+    assert [id(n) for n in fast.guarded] == [id(n) for n in reference.guarded]
+    assert fast.all_node is reference.all_node and fast.pseudo_of == reference.pseudo_of
+    assert {"Inner", "Deep", "Local", "InLoop", "InElse", "InCase", "Fast"} <= set(fast.nodes)
+    assert len(fast.guarded) == 2  # the if and its elif
