@@ -30,7 +30,7 @@ from daemon.converter import Result
 from daemon.errors import DaemonError
 from daemon.graph import readers, topological, waits_for
 from daemon.log import get_logger
-from daemon.parallel import convert_in_worker, default_jobs, stream, worker_pool
+from daemon.parallel import default_jobs, stream, timed_convert_in_worker, worker_pool
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
@@ -127,18 +127,26 @@ class Daemon:
         check_only = self._head_moved() and self.config.hook_on_checkout == "flag"
         done: set[Path] = set()
         wave = topological(set(direct) | readers(self.runner.parents, foreign), self.runner.parents)
-        while wave and not self._stop.is_set():
-            records = self._run_wave(wave, check_only=check_only)
-            done |= set(wave)
-            rewritten = {o.path for r in records for o in r.outputs if o.status == "written"}
-            following = readers(self.runner.parents, rewritten) - done
-            wave = topological({s for s in following if s.exists()}, self.runner.parents)
+        pools: list[Executor] = []  # started by the first wide wave, kept for the batch's others
+        try:
+            while wave and not self._stop.is_set():
+                records = self._run_wave(wave, check_only=check_only, pools=pools)
+                done |= set(wave)
+                rewritten = {o.path for r in records for o in r.outputs if o.status == "written"}
+                following = readers(self.runner.parents, rewritten) - done
+                wave = topological({s for s in following if s.exists()}, self.runner.parents)
+        finally:
+            for pool in pools:
+                pool.shutdown(cancel_futures=True)  # the workers go with the batch
 
-    def _run_wave(self, wave: list[Path], *, check_only: bool) -> list[RunRecord]:
+    def _run_wave(
+        self, wave: list[Path], *, check_only: bool, pools: list[Executor]
+    ) -> list[RunRecord]:
         """Convert one wave; a wide one in worker processes, each result applied (written,
         staged, logged) here as it arrives, a source only once the wave-mates whose outputs
         it reads are written. A stop ends the wave between two atomic writes."""
-        jobs = min(self.config.jobs or default_jobs(), len(wave))
+        workers = self.config.jobs or default_jobs()
+        jobs = min(workers, len(wave))
         records: list[RunRecord] = []
         if check_only or jobs < 2 or len(wave) < MIN_PARALLEL_WAVE:
             for source in wave:
@@ -147,25 +155,29 @@ class Daemon:
                 records.append(self._run_one(source, check_only=check_only))
             return records
 
-        def submit(pool: Executor, source: Path) -> Future[Result]:
-            return pool.submit(convert_in_worker, source, self.root, {}, self.config.format)
+        def submit(pool: Executor, source: Path) -> Future[tuple[Result, float]]:
+            return pool.submit(timed_convert_in_worker, source, self.root, self.config.format)
 
-        def finished(source: Path, result: Result | None) -> None:
-            records.append(self._run_one(source, check_only=False, result=result))
+        def finished(source: Path, timed: tuple[Result, float] | None) -> None:
+            result, seconds = timed if timed is not None else (None, 0.0)
+            record = self._run_one(source, check_only=False, result=result, elapsed=seconds)
+            records.append(record)
 
-        log.info("wave.workers", sources=len(wave), workers=jobs)
+        log.info("wave.workers", sources=len(wave), workers=jobs, reused=bool(pools))
         try:
-            with worker_pool(jobs, subprocesses=True) as pool:
-                stream(
-                    wave,
-                    waits_for(wave, self.runner.parents),
-                    pool=pool,
-                    jobs=jobs,
-                    submit=submit,
-                    finished=finished,
-                    stopped=self._stop.is_set,
-                )
+            if not pools:
+                pools.append(worker_pool(workers, subprocesses=True))
+            stream(
+                wave,
+                waits_for(wave, self.runner.parents),
+                pool=pools[0],
+                jobs=jobs,
+                submit=submit,
+                finished=finished,
+                stopped=self._stop.is_set,
+            )
         except BrokenProcessPool as exc:  # a worker killed (OOM, say): finish in-process
+            pools.pop().shutdown(cancel_futures=True)
             finished_sources = {r.source for r in records}
             rest = [s for s in wave if s not in finished_sources]
             log.warning("workers.failed", error=str(exc), remaining=len(rest))
@@ -183,14 +195,19 @@ class Daemon:
         return self.runner.plan(paths, sources | set(self.runner.parents))
 
     def _run_one(
-        self, source: Path, *, check_only: bool, result: Result | None = None
+        self,
+        source: Path,
+        *,
+        check_only: bool,
+        result: Result | None = None,
+        elapsed: float = 0.0,
     ) -> RunRecord:
         if check_only and self.runner.matches_head(source):
             # Rule 12: right after a checkout, check and flag; never rewrite what the
             # commit holds (it may need another converter version).
             record = self.runner.check_only(source)
         else:
-            record = self.runner.run(source, result=result)
+            record = self.runner.run(source, result=result, elapsed=elapsed)
         self._remember(record)
         return record
 

@@ -7,9 +7,11 @@ outputs of each dependency level are passed, as an overlay, to the conversions o
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import TypeVar
 
 from daemon.checkcache import CheckCache
 from daemon.converter import Converted, Result, convert
@@ -18,6 +20,8 @@ from daemon.errors import DaemonError
 from daemon.graph import parent_paths
 from daemon.outputs import read_text
 from daemon.workers import SubprocessExecutor
+
+T = TypeVar("T")
 
 
 def default_jobs() -> int:
@@ -41,6 +45,13 @@ def _overlay_for(source: Path, root: Path, overlay: dict[Path, str]) -> dict[Pat
 
 def convert_in_worker(source: Path, root: Path, overlay: dict[Path, str], fmt: bool) -> Result:
     return convert(source, root=root, overlay=overlay, format=fmt)
+
+
+def timed_convert_in_worker(source: Path, root: Path, fmt: bool) -> tuple[Result, float]:
+    """A daemon's worker conversion from the files on disk, with the seconds it took there."""
+    started = time.perf_counter()
+    result = convert(source, root=root, overlay={}, format=fmt)
+    return result, time.perf_counter() - started
 
 
 def convert_all_in_memory(
@@ -118,8 +129,8 @@ def stream(
     *,
     pool: Executor,
     jobs: int,
-    submit: Callable[[Executor, Path], Future[Result] | None],
-    finished: Callable[[Path, Result | None], None],
+    submit: Callable[[Executor, Path], Future[T] | None],
+    finished: Callable[[Path, T | None], None],
     stopped: Callable[[], bool] = lambda: False,
 ) -> None:
     """Run ``ordered`` through ``pool``: a source starts once every source it waits for has
@@ -134,10 +145,10 @@ def stream(
             readers[parent].add(source)
     chain = _chain_lengths(list(ordered), readers)
     ready = [s for s in ordered if not waits[s]]
-    running: dict[Future[Result], Path] = {}
+    running: dict[Future[T], Path] = {}
     while ready or running:
         ready.sort(key=lambda s: (-chain[s], str(s)))
-        done: list[tuple[Path, Result | None]] = []
+        done: list[tuple[Path, T | None]] = []
         while ready and len(running) < jobs:
             source = ready.pop(0)
             future = submit(pool, source)

@@ -183,12 +183,20 @@ class Runner:
 
     # -- one run ----------------------------------------------------------------------------
 
-    def run(self, source: Path, *, stage: bool = True, result: Result | None = None) -> RunRecord:
+    def run(
+        self,
+        source: Path,
+        *,
+        stage: bool = True,
+        result: Result | None = None,
+        elapsed: float = 0.0,
+    ) -> RunRecord:
         """Convert ``source``, write its outputs, stage or flag them; log ``run.finished``.
 
-        ``result``: the conversion, already done by a worker process; only applied here.
+        ``result``: the conversion, already done by a worker process in ``elapsed`` seconds,
+        which the event's ``duration_ms`` includes; only applied here.
         """
-        started = time.perf_counter()
+        started = time.perf_counter() - elapsed
         record = self._run(source, stage=stage, result=result)
         record = _with_duration(record, started)
         self._track_flags(record)

@@ -134,6 +134,8 @@ def test_a_wide_wave_of_dependents_runs_in_worker_processes_in_dependency_order(
     for name in ("nova", "lyra", "vega"):
         _add_child(repo, name)
     _add_child(repo, "rigel", reads=("nova", "orbit"))  # same wave as nova, but reads it
+    for name in ("sirius", "deneb", "altair"):
+        _add_child(repo, name, reads=("lyra",))  # the next wave: readers of lyra's output
     daemon = RunningDaemon(
         repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "2"}
     )
@@ -143,19 +145,22 @@ def test_a_wide_wave_of_dependents_runs_in_worker_processes_in_dependency_order(
         source.write_text(source.read_text().replace("return -x", "return -x  # wave"))
         daemon.sync(timeout=120)
 
-        wave = event(daemon.log_path, "wave.workers")
-        assert wave is not None and wave["sources"] == 4 and wave["workers"] == 2
+        waves = [e for e in events(daemon.log_path) if e.get("event") == "wave.workers"]
+        assert [(w["sources"], w["workers"], w["reused"]) for w in waves] == [
+            (4, 2, False),
+            (3, 2, True),  # the batch's workers serve its next wave too
+        ]
         order = [
             str(e["source"]) for e in events(daemon.log_path) if e.get("event") == "run.finished"
         ]
+        children = ("nova", "lyra", "vega", "rigel", "sirius", "deneb", "altair")
         assert sorted(order) == sorted(
-            [MODULAR.as_posix()]
-            + [f"src/zoo/models/{n}/modular_{n}.py" for n in ("nova", "lyra", "vega", "rigel")]
+            [MODULAR.as_posix()] + [f"src/zoo/models/{n}/modular_{n}.py" for n in children]
         )
         assert order.index("src/zoo/models/rigel/modular_rigel.py") > order.index(
             "src/zoo/models/nova/modular_nova.py"
         )
-        for name in ("nova", "lyra", "vega", "rigel"):
+        for name in children:
             output = repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py"
             assert "return -x  # wave" in output.read_text(), name
         assert _children_of(daemon.proc.pid) == []  # the workers are gone with their wave
