@@ -98,6 +98,28 @@ def waits_for(
     }
 
 
+def producers(sources: Iterable[Path]) -> dict[Path, Path]:
+    """Each possible output of ``sources`` -> the source that generates it."""
+    return {output: s for s in sources for output in possible_outputs(s)}
+
+
+def upstream(
+    parents: Mapping[Path, Iterable[Path]], producer: Mapping[Path, Path], source: Path
+) -> set[Path]:
+    """Every source whose outputs ``source`` reads, directly or through other sources' outputs
+    (``source`` itself excluded, even in a cycle); ``producer`` from ``producers``."""
+    found: set[Path] = set()
+    stack = [source]
+    while stack:
+        for parent in parents.get(stack.pop(), ()):
+            origin = producer.get(parent)
+            if origin is not None and origin not in found:
+                found.add(origin)
+                stack.append(origin)
+    found.discard(source)
+    return found
+
+
 def topological(sources: Iterable[Path], parents: Mapping[Path, Iterable[Path]]) -> list[Path]:
     """``sources`` ordered so that one whose outputs another reads comes first (from the
     graph already known: no re-parsing); ties and cycles fall back to path order."""

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,9 +28,9 @@ from daemon import control, example, git
 from daemon.config import Config
 from daemon.converter import Result
 from daemon.errors import DaemonError
-from daemon.graph import readers, topological, waits_for
+from daemon.graph import producers, readers, upstream
 from daemon.log import get_logger
-from daemon.parallel import default_jobs, stream, timed_convert_in_worker, worker_pool
+from daemon.parallel import default_jobs, timed_convert_in_worker, worker_pool
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
@@ -125,67 +125,86 @@ class Daemon:
         if self._hold_while_git_works():
             direct, foreign = self._plan(paths)  # what git left behind is what counts
         check_only = self._head_moved() and self.config.hook_on_checkout == "flag"
-        done: set[Path] = set()
-        wave = topological(set(direct) | readers(self.runner.parents, foreign), self.runner.parents)
-        pools: list[Executor] = []  # started by the first wide wave, kept for the batch's others
+        first = set(direct) | readers(self.runner.parents, foreign)
+        self._run_all({s for s in first if s.exists()}, check_only=check_only)
+
+    def _run_all(self, first: set[Path], *, check_only: bool) -> None:
+        """Run ``first``, then every source that reads an output a run rewrote, each once.
+
+        A source starts only when no source still to run, or running, is upstream of it (it
+        reads that one's outputs, directly or through others): a source triggered late, by a
+        rewrite further up, is then never run before the file it reads is written. Few sources
+        run here in order, the saved file first and warm; once 3 or more are waiting, worker
+        processes take them (``jobs``) and the daemon applies each result as it comes back.
+        A stop ends the batch between two atomic writes.
+        """
+        parents = self.runner.parents
+        producer = producers(parents)
+        above: dict[Path, set[Path]] = {}
+        pending, done = set(first), set()
+        running: dict[Future[tuple[Result, float]], Path] = {}
+        workers: list[Executor] = []
+        jobs = self.config.jobs or default_jobs()
+
+        def ready() -> list[Path]:
+            busy = pending | set(running.values())
+            for source in pending:
+                if source not in above:
+                    above[source] = upstream(parents, producer, source)
+            found = sorted(s for s in pending if not above[s] & busy)
+            if not found and not running:  # a cycle: each file still reports its own result
+                found = sorted(pending)[:1]
+            return found
+
+        def finished(record: RunRecord) -> None:
+            done.add(record.source)
+            pending.discard(record.source)
+            rewritten = {o.path for o in record.outputs if o.status == "written"}
+            following = readers(parents, rewritten) - done - set(running.values())
+            pending.update(s for s in following if s.exists())
+
         try:
-            while wave and not self._stop.is_set():
-                records = self._run_wave(wave, check_only=check_only, pools=pools)
-                done |= set(wave)
-                rewritten = {o.path for r in records for o in r.outputs if o.status == "written"}
-                following = readers(self.runner.parents, rewritten) - done
-                wave = topological({s for s in following if s.exists()}, self.runner.parents)
+            while (pending or running) and not self._stop.is_set():
+                wide = len(pending) + len(running) >= MIN_PARALLEL_WAVE
+                if workers or (wide and jobs > 1 and not check_only):
+                    if not workers:
+                        workers.append(worker_pool(jobs, subprocesses=True))
+                        log.info("workers.started", workers=jobs, waiting=len(pending))
+                    self._step_in_workers(workers[0], ready(), running, jobs, finished)
+                else:
+                    finished(self._run_one(ready()[0], check_only=check_only))
+        except BrokenProcessPool as exc:  # a worker killed (OOM, say): finish in-process
+            log.warning("workers.failed", error=str(exc), remaining=len(pending))
+            running.clear()
+            workers.pop().shutdown(cancel_futures=True)
+            while pending and not self._stop.is_set():
+                finished(self._run_one(ready()[0], check_only=check_only))
         finally:
-            for pool in pools:
+            for pool in workers:
                 pool.shutdown(cancel_futures=True)  # the workers go with the batch
 
-    def _run_wave(
-        self, wave: list[Path], *, check_only: bool, pools: list[Executor]
-    ) -> list[RunRecord]:
-        """Convert one wave; a wide one in worker processes, each result applied (written,
-        staged, logged) here as it arrives, a source only once the wave-mates whose outputs
-        it reads are written. A stop ends the wave between two atomic writes."""
-        workers = self.config.jobs or default_jobs()
-        jobs = min(workers, len(wave))
-        records: list[RunRecord] = []
-        if check_only or jobs < 2 or len(wave) < MIN_PARALLEL_WAVE:
-            for source in wave:
-                if self._stop.is_set():
-                    break  # between two atomic writes: nothing is half-written
-                records.append(self._run_one(source, check_only=check_only))
-            return records
-
-        def submit(pool: Executor, source: Path) -> Future[tuple[Result, float]]:
-            return pool.submit(timed_convert_in_worker, source, self.root, self.config.format)
-
-        def finished(source: Path, timed: tuple[Result, float] | None) -> None:
-            result, seconds = timed if timed is not None else (None, 0.0)
-            record = self._run_one(source, check_only=False, result=result, elapsed=seconds)
-            records.append(record)
-
-        log.info("wave.workers", sources=len(wave), workers=jobs, reused=bool(pools))
-        try:
-            if not pools:
-                pools.append(worker_pool(workers, subprocesses=True))
-            stream(
-                wave,
-                waits_for(wave, self.runner.parents),
-                pool=pools[0],
-                jobs=jobs,
-                submit=submit,
-                finished=finished,
-                stopped=self._stop.is_set,
-            )
-        except BrokenProcessPool as exc:  # a worker killed (OOM, say): finish in-process
-            pools.pop().shutdown(cancel_futures=True)
-            finished_sources = {r.source for r in records}
-            rest = [s for s in wave if s not in finished_sources]
-            log.warning("workers.failed", error=str(exc), remaining=len(rest))
-            for source in rest:
-                if self._stop.is_set():
-                    break
-                records.append(self._run_one(source, check_only=False))
-        return records
+    def _step_in_workers(
+        self,
+        pool: Executor,
+        ready: list[Path],
+        running: dict[Future[tuple[Result, float]], Path],
+        jobs: int,
+        finished: Callable[[RunRecord], None],
+    ) -> None:
+        """Fill the free workers from ``ready``, then apply the next result to come back."""
+        for source in ready:
+            if len(running) >= jobs:
+                break
+            if source not in running.values():
+                future = pool.submit(timed_convert_in_worker, source, self.root, self.config.format)
+                running[future] = source
+        if not running:
+            return
+        completed, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in completed:
+            source = running.pop(future)
+            result, seconds = future.result()
+            finished(self._run_one(source, check_only=False, result=result, elapsed=seconds))
 
     def _plan(self, paths: frozenset[Path]) -> tuple[list[Path], set[Path]]:
         sources = {p for p in paths if self.sources(p) and p.exists()}

@@ -129,7 +129,7 @@ def _children_of(pid: int) -> list[int]:
     return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
 
 
-def test_a_wide_wave_of_dependents_runs_in_worker_processes_in_dependency_order(tmp_path):
+def test_many_dependents_run_in_worker_processes_in_dependency_order(tmp_path):
     repo = example_repo(tmp_path, commit_outputs=True)
     for name in ("nova", "lyra", "vega"):
         _add_child(repo, name)
@@ -145,11 +145,8 @@ def test_a_wide_wave_of_dependents_runs_in_worker_processes_in_dependency_order(
         source.write_text(source.read_text().replace("return -x", "return -x  # wave"))
         daemon.sync(timeout=120)
 
-        waves = [e for e in events(daemon.log_path) if e.get("event") == "wave.workers"]
-        assert [(w["sources"], w["workers"], w["reused"]) for w in waves] == [
-            (4, 2, False),
-            (3, 2, True),  # the batch's workers serve its next wave too
-        ]
+        started = [e for e in events(daemon.log_path) if e.get("event") == "workers.started"]
+        assert [(e["workers"], e["waiting"]) for e in started] == [(2, 4)]  # one pool a batch
         order = [
             str(e["source"]) for e in events(daemon.log_path) if e.get("event") == "run.finished"
         ]
@@ -181,9 +178,38 @@ def test_jobs_1_converts_a_wave_in_the_daemon_itself(tmp_path):
         source.write_text(source.read_text().replace("return -x", "return -x  # serial"))
         daemon.sync(timeout=120)
 
-        assert event(daemon.log_path, "wave.workers") is None
+        assert event(daemon.log_path, "workers.started") is None
         for name in ("nova", "lyra", "vega"):
             output = repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py"
             assert "return -x  # serial" in output.read_text(), name
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_a_source_waits_for_a_parent_that_a_later_rewrite_triggers(tmp_path):
+    """quasar reads orbit, pulsar reads quasar, sol reads pulsar and orbit: the edit of orbit
+    triggers quasar and sol at once, and pulsar only once quasar is rewritten; sol must still
+    run after pulsar, or it would read pulsar's old output."""
+    repo = example_repo(tmp_path, commit_outputs=True)
+    _add_child(repo, "quasar")
+    _add_child(repo, "pulsar", reads=("quasar",))
+    _add_child(repo, "sol", reads=("pulsar", "orbit"))
+    daemon = RunningDaemon(
+        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "1"}
+    )
+    try:
+        daemon.wait_started()
+        source = repo / MODULAR
+        source.write_text(source.read_text().replace("return -x", "return -x  # upstream"))
+        daemon.sync(timeout=120)
+
+        order = [
+            str(e["source"]).split("/")[-2]
+            for e in events(daemon.log_path)
+            if e.get("event") == "run.finished"
+        ]
+        assert order == ["orbit", "quasar", "pulsar", "sol"]
+        sol = repo / "src" / "zoo" / "models" / "sol" / "modeling_sol.py"
+        assert "return -x  # upstream" in sol.read_text()
     finally:
         assert daemon.stop() == 0
