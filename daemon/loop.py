@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -30,7 +30,7 @@ from daemon.converter import Result
 from daemon.errors import DaemonError
 from daemon.graph import producers, readers, upstream
 from daemon.log import get_logger
-from daemon.parallel import default_jobs, timed_convert_in_worker, worker_pool
+from daemon.parallel import default_jobs, stream, timed_convert_in_worker, worker_pool
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
@@ -43,7 +43,7 @@ SUPERVISE_INTERVAL_S = 1.0
 STUCK_BATCH_S = 60.0  # a batch running longer than this stops the watchdog pings
 COOKIE_PREFIX = ".modwatch-cookie-"
 RESCAN_INTERVAL_S = 300.0  # rule 8: reconcile periodically, events can be lost silently
-MIN_PARALLEL_WAVE = 3  # below this, starting worker processes costs more than it saves
+MIN_WAITING_FOR_WORKERS = 3  # below this, starting worker processes costs more than it saves
 INDEX_LOCK_HOLD_S = 60.0  # longer than any checkout; then staging itself waits and flags
 
 
@@ -116,9 +116,9 @@ class Daemon:
         self.notifier.status(self.summary())
 
     def _convert(self, paths: frozenset[Path]) -> None:
-        """Convert the edited sources first, then, wave by wave, the sources that read an
-        output this batch actually rewrote (or a changed hand-written parent): the saved file
-        is written before its dependents are even planned, and each source runs once."""
+        """Convert the edited sources first, then the sources that read an output this batch
+        actually rewrote (or a changed hand-written parent): the saved file is written before
+        its dependents are even planned, and each source runs once."""
         direct, foreign = self._plan(paths)
         if not direct and not foreign:
             return  # the echo of our own writes, a touch, noise: no git, no work
@@ -141,70 +141,52 @@ class Daemon:
         parents = self.runner.parents
         producer = producers(parents)
         above: dict[Path, set[Path]] = {}
-        pending, done = set(first), set()
-        running: dict[Future[tuple[Result, float]], Path] = {}
+        wanted, done = set(first), set[Path]()
         workers: list[Executor] = []
         jobs = self.config.jobs or default_jobs()
 
-        def ready() -> list[Path]:
-            busy = pending | set(running.values())
-            for source in pending:
-                if source not in above:
-                    above[source] = upstream(parents, producer, source)
-            found = sorted(s for s in pending if not above[s] & busy)
-            if not found and not running:  # a cycle: each file still reports its own result
-                found = sorted(pending)[:1]
-            return found
+        def blocked_by(source: Path) -> set[Path]:
+            if source not in above:
+                above[source] = upstream(parents, producer, source)
+            return above[source]
 
-        def finished(record: RunRecord) -> None:
-            done.add(record.source)
-            pending.discard(record.source)
+        def submit(source: Path) -> Future[tuple[Result, float]] | None:
+            if not workers:
+                if check_only or jobs < 2 or len(wanted - done) < MIN_WAITING_FOR_WORKERS:
+                    return None  # converted here, in ``finished``
+                workers.append(worker_pool(jobs, subprocesses=True))
+                log.info("workers.started", workers=jobs, waiting=len(wanted - done))
+            return workers[0].submit(timed_convert_in_worker, source, self.root, self.config.format)
+
+        def finished(source: Path, timed: tuple[Result, float] | None) -> set[Path]:
+            result, seconds = timed if timed is not None else (None, 0.0)
+            record = self._run_one(source, check_only=check_only, result=result, elapsed=seconds)
+            done.add(source)
             rewritten = {o.path for o in record.outputs if o.status == "written"}
-            following = readers(parents, rewritten) - done - set(running.values())
-            pending.update(s for s in following if s.exists())
+            following = {s for s in readers(parents, rewritten) - done if s.exists()}
+            wanted.update(following)
+            return following
+
+        def run(sources: set[Path]) -> None:
+            stream(
+                sources,
+                blocked_by=blocked_by,
+                jobs=jobs,
+                submit=submit,
+                finished=finished,
+                stopped=self._stop.is_set,
+            )
 
         try:
-            while (pending or running) and not self._stop.is_set():
-                wide = len(pending) + len(running) >= MIN_PARALLEL_WAVE
-                if workers or (wide and jobs > 1 and not check_only):
-                    if not workers:
-                        workers.append(worker_pool(jobs, subprocesses=True))
-                        log.info("workers.started", workers=jobs, waiting=len(pending))
-                    self._step_in_workers(workers[0], ready(), running, jobs, finished)
-                else:
-                    finished(self._run_one(ready()[0], check_only=check_only))
+            run(wanted)
         except BrokenProcessPool as exc:  # a worker killed (OOM, say): finish in-process
-            log.warning("workers.failed", error=str(exc), remaining=len(pending))
-            running.clear()
+            log.warning("workers.failed", error=str(exc), remaining=len(wanted - done))
             workers.pop().shutdown(cancel_futures=True)
-            while pending and not self._stop.is_set():
-                finished(self._run_one(ready()[0], check_only=check_only))
+            jobs = 1
+            run(wanted - done)
         finally:
             for pool in workers:
                 pool.shutdown(cancel_futures=True)  # the workers go with the batch
-
-    def _step_in_workers(
-        self,
-        pool: Executor,
-        ready: list[Path],
-        running: dict[Future[tuple[Result, float]], Path],
-        jobs: int,
-        finished: Callable[[RunRecord], None],
-    ) -> None:
-        """Fill the free workers from ``ready``, then apply the next result to come back."""
-        for source in ready:
-            if len(running) >= jobs:
-                break
-            if source not in running.values():
-                future = pool.submit(timed_convert_in_worker, source, self.root, self.config.format)
-                running[future] = source
-        if not running:
-            return
-        completed, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in completed:
-            source = running.pop(future)
-            result, seconds = future.result()
-            finished(self._run_one(source, check_only=False, result=result, elapsed=seconds))
 
     def _plan(self, paths: frozenset[Path]) -> tuple[list[Path], set[Path]]:
         sources = {p for p in paths if self.sources(p) and p.exists()}

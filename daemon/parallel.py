@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from daemon.checkcache import CheckCache
 from daemon.converter import Converted, Result, convert
@@ -99,19 +99,34 @@ def convert_all_in_memory(
     ordered = [s for level in levels for s in level]
     # One level: no edges, or a cycle whose files each report themselves.
     waiting = dependency_edges(texts) if len(levels) > 1 else {s: set() for s in ordered}
-
-    def submit(pool: Executor, source: Path) -> Future[Result] | None:
-        if cached(source):
-            return None
-        fresh = _overlay_for(source, root, overlay)
-        return pool.submit(convert_in_worker, source, root, fresh, format)
-
-    def finished(source: Path, result: Result | None) -> None:
-        if result is not None:
-            record(source, result)
+    readers: dict[Path, set[Path]] = {s: set() for s in ordered}
+    for source, parents in waiting.items():
+        for parent in parents:
+            readers[parent].add(source)
+    chain = _chain_lengths(ordered, readers)
 
     with worker_pool(jobs) as pool:
-        stream(ordered, waiting, pool=pool, jobs=jobs, submit=submit, finished=finished)
+
+        def submit(source: Path) -> Future[Result] | None:
+            if cached(source):
+                return None
+            fresh = _overlay_for(source, root, overlay)
+            return pool.submit(convert_in_worker, source, root, fresh, format)
+
+        def finished(source: Path, result: Result | None) -> tuple[Path, ...]:
+            if result is not None:
+                record(source, result)
+            return ()
+
+        stream(
+            ordered,
+            blocked_by=lambda s: waiting.get(s, set()),
+            jobs=jobs,
+            submit=submit,
+            finished=finished,
+            # The longest chain of readers first, so the tail is not left to one core.
+            order=lambda s: (-chain[s], str(s)),
+        )
     return {s: results[s] for s in ordered}
 
 
@@ -124,51 +139,57 @@ def worker_pool(jobs: int, *, subprocesses: bool = False) -> Executor:
 
 
 def stream(
-    ordered: Sequence[Path],
-    waiting: Mapping[Path, set[Path]],
+    first: Iterable[Path],
     *,
-    pool: Executor,
+    blocked_by: Callable[[Path], set[Path]],
     jobs: int,
-    submit: Callable[[Executor, Path], Future[T] | None],
-    finished: Callable[[Path, T | None], None],
+    submit: Callable[[Path], Future[T] | None],
+    finished: Callable[[Path, T | None], Iterable[Path]],
+    order: Callable[[Path], Any] = str,
     stopped: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Run ``ordered`` through ``pool``: a source starts once every source it waits for has
-    finished (not its whole level), the longest chain of readers first, so the tail of the
-    order is not left to one core. ``submit`` returns None for a source done without a
-    worker; ``finished`` sees each source once, in the order they finish. ``stopped`` ends the
-    stream between two results, cancelling what has not started."""
-    waits = {s: set(waiting.get(s, ())) & set(ordered) for s in ordered}
-    readers: dict[Path, set[Path]] = {s: set() for s in ordered}
-    for source, parents in waits.items():
-        for parent in parents:
-            readers[parent].add(source)
-    chain = _chain_lengths(list(ordered), readers)
-    ready = [s for s in ordered if not waits[s]]
+    """Run ``first``, and whatever ``finished`` adds, each source once, at most ``jobs`` at a
+    time: a source starts as soon as none of ``blocked_by(source)`` is still to run or running
+    (not a whole level or wave later), the ready ones in ``order``.
+
+    ``submit`` starts a source and returns its future, or None when it did the source itself
+    (a cache hit, a conversion in this process); ``finished`` sees each source once with its
+    result (None for those), in the order they finish, and returns sources to run next (those
+    already seen are ignored). A cycle, where nothing could start, runs its first source anyway
+    so that each file reports itself. ``stopped`` ends the stream between two results,
+    cancelling what has not started.
+    """
+    pending = dict.fromkeys(first)  # insertion-ordered set
+    seen = set(pending)
     running: dict[Future[T], Path] = {}
-    while ready or running:
-        ready.sort(key=lambda s: (-chain[s], str(s)))
+    while (pending or running) and not stopped():
+        busy = set(pending) | set(running.values())
+        ready = sorted(
+            (s for s in pending if s not in running.values() and not (blocked_by(s) - {s}) & busy),
+            key=order,
+        )
+        if not ready and not running:
+            ready = sorted(pending, key=order)[:1]
         done: list[tuple[Path, T | None]] = []
-        while ready and len(running) < jobs:
-            source = ready.pop(0)
-            future = submit(pool, source)
+        for source in ready:
+            if len(running) >= jobs:
+                break
+            future = submit(source)
             if future is None:
                 done.append((source, None))
-            else:
-                running[future] = source
-        if running and not done:
+                break  # what it triggers may come first: look again
+            running[future] = source
+        if not done and running:
             completed, _ = wait(running, return_when=FIRST_COMPLETED)
             done = [(running.pop(f), f.result()) for f in completed]
         for source, result in done:
-            finished(source, result)
-            for reader in readers[source]:
-                waits[reader].discard(source)
-                if not waits[reader]:
-                    ready.append(reader)
-        if stopped():
-            for future in running:
-                future.cancel()
-            return
+            pending.pop(source, None)
+            for following in finished(source, result):
+                if following not in seen:
+                    seen.add(following)
+                    pending[following] = None
+    for future in running:
+        future.cancel()
 
 
 def _chain_lengths(ordered: list[Path], readers: dict[Path, set[Path]]) -> dict[Path, int]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.helpers import (
@@ -129,6 +131,30 @@ def _children_of(pid: int) -> list[int]:
     return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
 
 
+@contextlib.contextmanager
+def _orbit_edited(repo: Path, tmp_path: Path, marker: str, *, jobs: int) -> Iterator[RunningDaemon]:
+    """A daemon with ``jobs`` workers, after an edit of orbit and everything it caused."""
+    daemon = RunningDaemon(
+        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": str(jobs)}
+    )
+    try:
+        daemon.wait_started()
+        source = repo / MODULAR
+        source.write_text(source.read_text().replace("return -x", f"return -x  # {marker}"))
+        daemon.sync(timeout=120)
+        yield daemon
+    finally:
+        assert daemon.stop() == 0
+
+
+def _run_order(daemon: RunningDaemon) -> list[str]:
+    return [str(e["source"]) for e in events(daemon.log_path) if e.get("event") == "run.finished"]
+
+
+def _modeling(repo: Path, name: str) -> str:
+    return (repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py").read_text()
+
+
 def test_many_dependents_run_in_worker_processes_in_dependency_order(tmp_path):
     repo = example_repo(tmp_path, commit_outputs=True)
     for name in ("nova", "lyra", "vega"):
@@ -136,20 +162,10 @@ def test_many_dependents_run_in_worker_processes_in_dependency_order(tmp_path):
     _add_child(repo, "rigel", reads=("nova", "orbit"))  # same wave as nova, but reads it
     for name in ("sirius", "deneb", "altair"):
         _add_child(repo, name, reads=("lyra",))  # the next wave: readers of lyra's output
-    daemon = RunningDaemon(
-        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "2"}
-    )
-    try:
-        daemon.wait_started()
-        source = repo / MODULAR
-        source.write_text(source.read_text().replace("return -x", "return -x  # wave"))
-        daemon.sync(timeout=120)
-
+    with _orbit_edited(repo, tmp_path, "wave", jobs=2) as daemon:
         started = [e for e in events(daemon.log_path) if e.get("event") == "workers.started"]
         assert [(e["workers"], e["waiting"]) for e in started] == [(2, 4)]  # one pool a batch
-        order = [
-            str(e["source"]) for e in events(daemon.log_path) if e.get("event") == "run.finished"
-        ]
+        order = _run_order(daemon)
         children = ("nova", "lyra", "vega", "rigel", "sirius", "deneb", "altair")
         assert sorted(order) == sorted(
             [MODULAR.as_posix()] + [f"src/zoo/models/{n}/modular_{n}.py" for n in children]
@@ -158,32 +174,18 @@ def test_many_dependents_run_in_worker_processes_in_dependency_order(tmp_path):
             "src/zoo/models/nova/modular_nova.py"
         )
         for name in children:
-            output = repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py"
-            assert "return -x  # wave" in output.read_text(), name
-        assert _children_of(daemon.proc.pid) == []  # the workers are gone with their wave
-    finally:
-        assert daemon.stop() == 0
+            assert "return -x  # wave" in _modeling(repo, name), name
+        assert _children_of(daemon.proc.pid) == []  # the workers are gone with their batch
 
 
 def test_jobs_1_converts_a_wave_in_the_daemon_itself(tmp_path):
     repo = example_repo(tmp_path, commit_outputs=True)
     for name in ("nova", "lyra", "vega"):
         _add_child(repo, name)
-    daemon = RunningDaemon(
-        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "1"}
-    )
-    try:
-        daemon.wait_started()
-        source = repo / MODULAR
-        source.write_text(source.read_text().replace("return -x", "return -x  # serial"))
-        daemon.sync(timeout=120)
-
+    with _orbit_edited(repo, tmp_path, "serial", jobs=1) as daemon:
         assert event(daemon.log_path, "workers.started") is None
         for name in ("nova", "lyra", "vega"):
-            output = repo / "src" / "zoo" / "models" / name / f"modeling_{name}.py"
-            assert "return -x  # serial" in output.read_text(), name
-    finally:
-        assert daemon.stop() == 0
+            assert "return -x  # serial" in _modeling(repo, name), name
 
 
 def test_a_source_waits_for_a_parent_that_a_later_rewrite_triggers(tmp_path):
@@ -194,22 +196,7 @@ def test_a_source_waits_for_a_parent_that_a_later_rewrite_triggers(tmp_path):
     _add_child(repo, "quasar")
     _add_child(repo, "pulsar", reads=("quasar",))
     _add_child(repo, "sol", reads=("pulsar", "orbit"))
-    daemon = RunningDaemon(
-        repo, tmp_path / "daemon.log", "--debounce-ms", "20", env={"MODWATCH_JOBS": "1"}
-    )
-    try:
-        daemon.wait_started()
-        source = repo / MODULAR
-        source.write_text(source.read_text().replace("return -x", "return -x  # upstream"))
-        daemon.sync(timeout=120)
-
-        order = [
-            str(e["source"]).split("/")[-2]
-            for e in events(daemon.log_path)
-            if e.get("event") == "run.finished"
-        ]
+    with _orbit_edited(repo, tmp_path, "upstream", jobs=1) as daemon:
+        order = [source.split("/")[-2] for source in _run_order(daemon)]
         assert order == ["orbit", "quasar", "pulsar", "sol"]
-        sol = repo / "src" / "zoo" / "models" / "sol" / "modeling_sol.py"
-        assert "return -x  # upstream" in sol.read_text()
-    finally:
-        assert daemon.stop() == 0
+        assert "return -x  # upstream" in _modeling(repo, "sol")

@@ -24,7 +24,13 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from daemon.converter.inventory import TopNode, child_fields, code_fields, code_of, is_import_line
+from daemon.converter.inventory import (
+    TopNode,
+    code_fields,
+    code_of,
+    descendants,
+    is_import_line,
+)
 from daemon.converter.memo import NodeMemo
 from daemon.converter.resolve import dotted_name
 
@@ -368,20 +374,7 @@ def _composable(node: cst.CSTNode) -> bool:
 
 def _has_declaration(root: cst.CSTNode) -> bool:
     """A ``global`` or ``nonlocal`` statement anywhere under ``root``."""
-    stack: list[object] = [root]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, cst.Global | cst.Nonlocal):
-            return True
-        if not isinstance(node, cst.CSTNode):
-            continue
-        for name in child_fields(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif isinstance(value, list | tuple):
-                stack.extend(value)
-    return False
+    return any(isinstance(node, cst.Global | cst.Nonlocal) for node in descendants(root))
 
 
 def bound_name(alias: cst.ImportAlias) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -213,6 +213,22 @@ def child_fields(node_type: type[cst.CSTNode]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(node_type))
 
 
+def descendants(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """``root`` and every node below it (depth first, later fields first)."""
+    stack: list[object] = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, cst.CSTNode):
+            continue
+        yield node
+        for name in child_fields(type(node)):
+            value = getattr(node, name)
+            if isinstance(value, cst.CSTNode):
+                stack.append(value)
+            elif isinstance(value, list | tuple):
+                stack.extend(value)
+
+
 # Fields that hold only whitespace, comments and punctuation: never an identifier or a string.
 _LAYOUT_FIELDS = frozenset(
     {
@@ -250,6 +266,8 @@ def code_fields(node_type: type[cst.CSTNode]) -> tuple[str, ...]:
 
 
 def _collect_names(root: cst.CSTNode) -> set[str]:
+    # ``descendants`` inlined, over the code fields only: this runs on every merged class of
+    # every conversion, and a generator costs a resumption per node.
     names: set[str] = set()
     stack: list[object] = [root]
     while stack:

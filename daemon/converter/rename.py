@@ -1,4 +1,4 @@
-"""libcst transformers that rename a parent tree (R-NAME-6) or one class's docs (R-NAME-10).
+"""Renaming a parent tree (R-NAME-6) or one class's docs (R-NAME-10).
 
 Both apply ``naming.rename_text`` token by token: to identifiers (module renaming only), plain
 string literals and comments, and both delete ``# Copied from`` comments and strings.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from string import ascii_letters
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import libcst as cst
 
 from daemon.converter import FILE_TYPES  # R-NAME-6: sibling modules point at the child's files
-from daemon.converter.inventory import child_fields
+from daemon.converter.inventory import child_fields, descendants
 from daemon.converter.memo import NodeMemo
 from daemon.converter.naming import RenameTable, rename_text
 
@@ -30,85 +30,6 @@ def _emptied_string(token: str) -> str:
     return prefix + '""'
 
 
-class _TextRenamer(cst.CSTTransformer):
-    """Renames string tokens and comments; deletes the ones containing ``# Copied from``.
-
-    f-string literal text (``FormattedStringText``) is deliberately left alone (R-NAME-6).
-    """
-
-    def __init__(self, table: RenameTable) -> None:
-        super().__init__()
-        self.table = table
-        self._deleted_lines: list[cst.SimpleStatementLine] = []
-
-    def leave_Comment(self, original_node: cst.Comment, updated_node: cst.Comment) -> cst.Comment:
-        return _renamed_token(updated_node, self.table)
-
-    def leave_EmptyLine(
-        self, original_node: cst.EmptyLine, updated_node: cst.EmptyLine
-    ) -> cst.EmptyLine:
-        # R-NAME-6: a whole-line ``# Copied from`` comment leaves a blank line behind (ruff
-        # removes it where a blank line is not allowed, between a decorator and its class).
-        if original_node.comment is not None and _has_copied_from(original_node.comment.value):
-            return updated_node.with_changes(
-                indent=False, whitespace=cst.SimpleWhitespace(""), comment=None
-            )
-        return updated_node
-
-    def leave_TrailingWhitespace(
-        self, original_node: cst.TrailingWhitespace, updated_node: cst.TrailingWhitespace
-    ) -> cst.TrailingWhitespace:
-        if original_node.comment is not None and _has_copied_from(original_node.comment.value):
-            return updated_node.with_changes(comment=None, whitespace=cst.SimpleWhitespace(""))
-        return updated_node
-
-    def leave_SimpleString(
-        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
-    ) -> cst.SimpleString:
-        # R-NAME-6: the whole token is renamed, prefix and quotes included.
-        if _has_copied_from(original_node.value):
-            return updated_node.with_changes(value=_emptied_string(original_node.value))
-        return _renamed_token(updated_node, self.table)
-
-    def leave_SimpleStatementLine(
-        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
-    ) -> cst.SimpleStatementLine:
-        # A string statement (a docstring, say) containing ``# Copied from`` goes entirely,
-        # rather than leaving an empty literal behind.
-        kept = [
-            statement
-            for original, statement in zip(original_node.body, updated_node.body, strict=True)
-            if not _is_copied_from_string(original)
-        ]
-        if len(kept) == len(updated_node.body):
-            return updated_node
-        if kept:
-            return updated_node.with_changes(body=kept)
-        # Nothing left: libcst would drop an empty line together with its comments, so the
-        # line is kept as it is and the enclosing block folds it away (``_fold_deleted``).
-        self._deleted_lines.append(updated_node)
-        return updated_node
-
-    def leave_IndentedBlock(
-        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
-    ) -> cst.IndentedBlock:
-        body, footer = _fold_deleted(updated_node.body, updated_node.footer, self._deleted_lines)
-        return updated_node.with_changes(body=body, footer=footer)
-
-    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        body, footer = _fold_deleted(updated_node.body, updated_node.footer, self._deleted_lines)
-        return updated_node.with_changes(body=body, footer=footer)
-
-
-_Token = TypeVar("_Token", cst.Name, cst.SimpleString, cst.Comment)
-
-
-def _renamed_token(node: _Token, table: RenameTable) -> _Token:
-    """``node`` with its text renamed; the same node when nothing changes (most tokens)."""
-    value = rename_text(node.value, table)
-    return node if value == node.value else node.with_changes(value=value)
-
-
 def _leading_lines(statement: cst.BaseStatement) -> Sequence[cst.EmptyLine]:
     if isinstance(statement, cst.SimpleStatementLine | cst.BaseCompoundStatement):
         return statement.leading_lines
@@ -123,46 +44,16 @@ def _is_copied_from_string(statement: cst.BaseSmallStatement) -> bool:
     )
 
 
-class _ModuleRenamer(_TextRenamer):
-    """Also renames identifiers and imports, as R-NAME-6 asks for a whole parent module."""
-
-    def __init__(self, table: RenameTable, *, model_name: str, target: str) -> None:
-        super().__init__(table)
-        self.model_name = model_name
-        # The table renamed into the ``_`` form (R-NAME-4 step 1), even when the target came
-        # back from the casing table dashed (``audio-spectrogram-transformer``).
-        self.target = target.replace("-", "_")
-
-    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
-        return _renamed_token(updated_node, self.table)
-
-    def leave_ImportFrom(
-        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
-    ) -> cst.ImportFrom:
-        if not original_node.relative:
-            return original_node  # R-NAME-6: absolute from-imports are restored verbatim
-        module = updated_node.module
-        if self.target != self.model_name and isinstance(module, cst.Name):
-            return updated_node.with_changes(module=self._sibling_module(module))
-        return updated_node
-
-    def _sibling_module(self, module: cst.Name) -> cst.Name:
-        """``.configuration_<target>`` -> ``.configuration_<model name>`` (R-NAME-6)."""
-        for file_type in FILE_TYPES:
-            if module.value == f"{file_type}_{self.target}":
-                return module.with_changes(value=f"{file_type}_{self.model_name}")
-        return module
-
-
 class _FastRenamer:
-    """The renaming of ``_ModuleRenamer`` / ``_TextRenamer`` as a plain walk over the fields.
+    """R-NAME-6 (a whole module) or R-NAME-10 (one class's docs) as a plain walk over fields.
 
     libcst's transformer rebuilds and re-validates every node it passes, changed or not: about
     100 ms for ``modeling_llama.py``, once per child, since each child renames each parent into
     its own name. This walk rebuilds only the nodes above a token that changes and returns the
     untouched subtrees themselves, so the per-node caches (code, identifiers, used imports)
     hold for them across children; a top-level statement none of whose tokens the table
-    changes is not walked at all. The transformers stay as the reference it is tested against.
+    changes is not walked at all. ``_ReferenceRenamer`` applies the same rules through libcst's
+    own traversal, for the tests.
     """
 
     def __init__(self, table: RenameTable, *, model_name: str | None, target: str) -> None:
@@ -211,6 +102,7 @@ class _FastRenamer:
         return updated if value == updated.value else updated.with_changes(value=value)
 
     def leave_string(self, original: cst.SimpleString, updated: cst.SimpleString) -> cst.CSTNode:
+        # R-NAME-6: the whole token is renamed, prefix and quotes included.
         if _has_copied_from(original.value):
             return updated.with_changes(value=_emptied_string(original.value))
         value = self.token(updated.value)
@@ -221,6 +113,8 @@ class _FastRenamer:
         return updated if value == updated.value else updated.with_changes(value=value)
 
     def leave_empty_line(self, original: cst.EmptyLine, updated: cst.EmptyLine) -> cst.EmptyLine:
+        # R-NAME-6: a whole-line ``# Copied from`` comment leaves a blank line behind (ruff
+        # removes it where a blank line is not allowed, between a decorator and its class).
         if original.comment is not None and _has_copied_from(original.comment.value):
             return updated.with_changes(
                 indent=False, whitespace=cst.SimpleWhitespace(""), comment=None
@@ -237,6 +131,8 @@ class _FastRenamer:
     def leave_line(
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
     ) -> cst.SimpleStatementLine:
+        # A string statement (a docstring, say) containing ``# Copied from`` goes entirely,
+        # rather than leaving an empty literal behind.
         kept = [
             statement
             for before, statement in zip(original.body, updated.body, strict=True)
@@ -246,7 +142,9 @@ class _FastRenamer:
             return updated
         if kept:
             return updated.with_changes(body=kept)
-        self._deleted_lines.append(updated)  # folded away by the enclosing block
+        # Nothing left: libcst would drop an empty line together with its comments, so the
+        # line is kept as it is and the enclosing block folds it away (``_fold_deleted``).
+        self._deleted_lines.append(updated)
         return updated
 
     def leave_block(
@@ -291,6 +189,58 @@ class _FastRenamer:
         return module.with_changes(header=header, body=body, footer=footer)
 
 
+class _ReferenceRenamer(cst.CSTTransformer):
+    """The same rules applied by libcst's own traversal, for the tests: it checks that the
+    walk reaches every token libcst reaches, in an order that gives the same tree."""
+
+    def __init__(self, rules: _FastRenamer) -> None:
+        super().__init__()
+        self.rules = rules
+
+    def leave_Comment(self, original_node: cst.Comment, updated_node: cst.Comment) -> cst.Comment:
+        return self.rules.leave_comment(original_node, updated_node)
+
+    def leave_EmptyLine(
+        self, original_node: cst.EmptyLine, updated_node: cst.EmptyLine
+    ) -> cst.EmptyLine:
+        return self.rules.leave_empty_line(original_node, updated_node)
+
+    def leave_TrailingWhitespace(
+        self, original_node: cst.TrailingWhitespace, updated_node: cst.TrailingWhitespace
+    ) -> cst.TrailingWhitespace:
+        return self.rules.leave_trailing(original_node, updated_node)
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.BaseExpression:
+        return cast(cst.BaseExpression, self.rules.leave_string(original_node, updated_node))
+
+    def leave_SimpleStatementLine(
+        self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        return self.rules.leave_line(original_node, updated_node)
+
+    def leave_IndentedBlock(
+        self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
+    ) -> cst.IndentedBlock:
+        return self.rules.leave_block(original_node, updated_node)
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        deleted = self.rules._deleted_lines
+        body, footer = _fold_deleted(updated_node.body, updated_node.footer, deleted)
+        return updated_node.with_changes(body=body, footer=footer)
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        return self.rules.leave_name(original_node, updated_node)
+
+    def leave_ImportFrom(
+        self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
+    ) -> cst.ImportFrom:
+        if self.rules.module_renaming and not original_node.relative:
+            return original_node
+        return self.rules.leave_import_from(original_node, updated_node)
+
+
 _Node = TypeVar("_Node", bound=cst.CSTNode)
 _Leave = Callable[[_FastRenamer, Any, Any], cst.CSTNode]
 _LEAVE: dict[type[cst.CSTNode], _Leave] = {
@@ -316,24 +266,13 @@ def statement_tokens(statement: cst.CSTNode) -> frozenset[str]:
     if tokens is not None:
         return tokens
     found: set[str] = set()
-    stack: list[object] = [statement]
-    while stack:
-        node = stack.pop()
+    for node in descendants(statement):
         if isinstance(node, cst.Name | cst.SimpleString | cst.Comment):
             found.add(node.value)
             if not isinstance(node, cst.Name) and _has_copied_from(node.value):
                 found.add(_MUST_WALK)
-            continue
-        if not isinstance(node, cst.CSTNode):
-            continue
-        if isinstance(node, cst.ImportFrom) and node.relative:
+        elif isinstance(node, cst.ImportFrom) and node.relative:
             found.add(_MUST_WALK)
-        for name in child_fields(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif isinstance(value, list | tuple):
-                stack.extend(value)
     return _TOKENS.put(statement, frozenset(found))
 
 
@@ -381,8 +320,9 @@ def rename_module(
 def rename_module_reference(
     module: cst.Module, table: RenameTable, *, model_name: str, target: str
 ) -> cst.Module:
-    """``rename_module`` by libcst's transformer: slower, the reference for the tests."""
-    return module.visit(_ModuleRenamer(table, model_name=model_name, target=target))
+    """``rename_module`` by libcst's traversal: slower, the reference for the tests."""
+    rules = _FastRenamer(table, model_name=model_name, target=target)
+    return module.visit(_ReferenceRenamer(rules))
 
 
 def rename_docs(node: cst.ClassDef, table: RenameTable) -> cst.ClassDef:
@@ -399,8 +339,8 @@ def rename_docs(node: cst.ClassDef, table: RenameTable) -> cst.ClassDef:
 
 
 def rename_docs_reference(node: cst.ClassDef, table: RenameTable) -> cst.ClassDef:
-    """``rename_docs`` by libcst's transformer: the reference for the tests."""
-    renamed = node.visit(_TextRenamer(table))
+    """``rename_docs`` by libcst's traversal: the reference for the tests."""
+    renamed = node.visit(_ReferenceRenamer(_FastRenamer(table, model_name=None, target="")))
     if not isinstance(renamed, cst.ClassDef):  # pragma: no cover - a ClassDef never removes itself
         raise TypeError(f"renaming a class produced {type(renamed).__name__}")
     return renamed
