@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from daemon.checkcache import CheckCache
 from daemon.converter import Converted, Result, convert
 from daemon.converter.order import dependency_edges, dependency_levels
+from daemon.converter.parents import keep_batch_parses
 from daemon.errors import DaemonError
 from daemon.graph import parent_paths
 from daemon.outputs import read_text
@@ -44,11 +45,13 @@ def _overlay_for(source: Path, root: Path, overlay: dict[Path, str]) -> dict[Pat
 
 
 def convert_in_worker(source: Path, root: Path, overlay: dict[Path, str], fmt: bool) -> Result:
+    keep_batch_parses()  # a worker converts part of a batch, then exits
     return convert(source, root=root, overlay=overlay, format=fmt)
 
 
 def timed_convert_in_worker(source: Path, root: Path, fmt: bool) -> tuple[Result, float]:
     """A daemon's worker conversion from the files on disk, with the seconds it took there."""
+    keep_batch_parses()
     started = time.perf_counter()
     result = convert(source, root=root, overlay={}, format=fmt)
     return result, time.perf_counter() - started
@@ -91,6 +94,7 @@ def convert_all_in_memory(
     texts = {p: read_text(p) or "" for p in sources}
     levels = levels_of(texts)
     if jobs <= 1:
+        keep_batch_parses()  # ``check`` converts here, then exits
         for level in levels:
             for source in level:
                 if not cached(source):

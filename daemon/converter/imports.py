@@ -13,7 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import libcst as cst
 from libcst.metadata import (
@@ -25,6 +25,8 @@ from libcst.metadata import (
 )
 
 from daemon.converter.inventory import (
+    NODE_TYPES,
+    SEQUENCE_TYPES,
     TopNode,
     code_fields,
     code_of,
@@ -216,7 +218,7 @@ def _name_positions(node: cst.CSTNode) -> _Positions:
     loaded: set[str] = set()
     unsure: set[str] = set()
     imports = False
-    stack: list[tuple[object, tuple[type, str] | None, bool]] = [(node, None, False)]
+    stack: list[tuple[Any, tuple[type, str] | None, bool]] = [(node, None, False)]
     while stack:
         current, where, typing_context = stack.pop()
         if isinstance(current, cst.Name):
@@ -227,16 +229,16 @@ def _name_positions(node: cst.CSTNode) -> _Positions:
             continue
         if isinstance(current, cst.SimpleString | cst.ConcatenatedString) and typing_context:
             unsure.update(_TOKEN.findall(_string_text(current)))
-        if isinstance(current, cst.SimpleString) or not isinstance(current, cst.CSTNode):
+        kind: type[cst.CSTNode] = type(current)
+        if kind is cst.SimpleString or kind not in NODE_TYPES:
             continue
-        kind = type(current)
         imports = imports or kind is cst.Import or kind is cst.ImportFrom
         inner = typing_context or kind in _TYPING_CONTEXTS
         for name in code_fields(kind):
             value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
+            if type(value) in NODE_TYPES:
                 stack.append((value, (kind, name), inner))
-            elif isinstance(value, list | tuple):
+            elif type(value) in SEQUENCE_TYPES:
                 stack.extend((item, (kind, name), inner) for item in value)
     return _POSITIONS.put(node, _Positions(frozenset(loaded), frozenset(unsure), imports))
 

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 import libcst as cst
 
 from daemon.converter import FILE_TYPES  # R-NAME-6: sibling modules point at the child's files
-from daemon.converter.inventory import child_fields, descendants
+from daemon.converter.inventory import NODE_TYPES, SEQUENCE_TYPES, child_fields, descendants
 from daemon.converter.memo import NodeMemo
 from daemon.converter.naming import RenameTable, rename_text
 
@@ -83,12 +83,12 @@ class _FastRenamer:
         changes: dict[str, object] = {}
         for name in child_fields(type(node)):
             value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
+            if type(value) in NODE_TYPES:
                 walked = self.walk(value)
                 if walked is not value:
                     changes[name] = walked
-            elif isinstance(value, list | tuple) and value:
-                items = [self.walk(v) if isinstance(v, cst.CSTNode) else v for v in value]
+            elif type(value) in SEQUENCE_TYPES and value:
+                items = [self.walk(v) if type(v) in NODE_TYPES else v for v in value]
                 if any(new is not old for new, old in zip(items, value, strict=True)):
                     changes[name] = tuple(items)
         updated = node.with_changes(**changes) if changes else node

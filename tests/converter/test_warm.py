@@ -336,3 +336,22 @@ def test_the_statement_walk_inventories_as_the_libcst_visitor_does(modular):
     assert fast.all_node is reference.all_node and fast.pseudo_of == reference.pseudo_of
     assert {"Inner", "Deep", "Local", "InLoop", "InElse", "InCase", "Fast"} <= set(fast.nodes)
     assert len(fast.guarded) == 2  # the if and its elif
+
+
+def test_node_types_tell_nodes_from_other_values_as_isinstance_does():
+    # The hot walks test ``type(value) in NODE_TYPES``; it must agree with isinstance on every
+    # field value of a tree holding most syntax, and know every node class libcst exports.
+    module = cst.parse_module(
+        NESTED + "lambda x, *a, y=1, **k: (yield from x)\nprint(f'{a!r:>{w}}')\n"
+    )
+    values: list[object] = [module]
+    for node in inventory.descendants(module):
+        for name in inventory.child_fields(type(node)):
+            value = getattr(node, name)
+            values.extend(value if isinstance(value, list | tuple) else [value])
+    assert len(values) > 1000
+    for value in values:
+        assert (type(value) in inventory.NODE_TYPES) == isinstance(value, cst.CSTNode), value
+    exported = [getattr(cst, name) for name in dir(cst)]
+    node_classes = [c for c in exported if isinstance(c, type) and issubclass(c, cst.CSTNode)]
+    assert len(node_classes) >= 200 and set(node_classes) <= inventory.NODE_TYPES
