@@ -99,17 +99,21 @@ def _plainly_used(
     if "import" in tokens and _name_positions(node).imports:
         return None  # its own imports count when referenced (mask2former)
     names: set[str] = set()
+    typing: set[str] = set()
     for entry in kept:
         bound = _bound_names(entry)
         if bound is None:
             return None
         names |= bound
+        typing |= _typing_names(entry)
     names &= tokens
     if not names:
         return frozenset()
     loads = _name_positions(node)
     if any(name in loads.unsure for name in names):
         return None
+    if any(word in names and name in typing for name, word in loads.hinted):
+        return None  # a name in a string the analysis reads as an annotation
     return frozenset(names & loads.loaded)
 
 
@@ -122,14 +126,25 @@ class _Bindings(cst.CSTVisitor):
         super().__init__()
         self.roots: set[str] = set()
         self.names: set[str] = set()
+        self.typing: set[str] = set()  # names bound by an import that mentions ``typing``
+        self._from_typing = False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        self._from_typing = node.module is not None and "typing" in code_of(node.module)
+
+    def leave_ImportFrom(self, original_node: cst.ImportFrom) -> None:
+        self._from_typing = False
 
     def visit_ImportAlias(self, node: cst.ImportAlias) -> None:
         name = bound_name(node)
         self.names.add(name)
         self.roots.add(name.split(".")[0])
+        if self._from_typing or "typing" in code_of(node.name):
+            self.typing.add(name)
 
 
 _NAMES: NodeMemo[frozenset[str]] = NodeMemo()
+_TYPING_NAMES: NodeMemo[frozenset[str]] = NodeMemo()
 _NOT_PLAIN = frozenset({"."})
 
 
@@ -142,7 +157,19 @@ def _bound_names(entry: PoolEntry) -> frozenset[str] | None:
         entry.visit(finder)
         plain = not any("." in name for name in finder.names)
         found = _NAMES.put(entry, frozenset(finder.names) if plain else _NOT_PLAIN)
+        _TYPING_NAMES.put(entry, frozenset(finder.typing))
     return None if found is _NOT_PLAIN else found
+
+
+def _typing_names(entry: PoolEntry) -> frozenset[str]:
+    """The names of ``entry`` that may be ``typing`` objects (``Optional``, ``cast``, the
+    ``typing`` module itself): libcst reads strings under those as annotations."""
+    found = _TYPING_NAMES.get(entry)
+    if found is None:
+        _bound_names(entry)
+        found = _TYPING_NAMES.get(entry)
+    assert found is not None
+    return found
 
 
 @dataclass(frozen=True)
@@ -150,6 +177,10 @@ class _Positions:
     loaded: frozenset[str]  # names with an occurrence that loads them
     unsure: frozenset[str]  # names occurring anywhere else, possible string annotations too
     imports: bool  # an import statement somewhere in the node
+    # (name, word): a word of a string whose nearest enclosing call or subscript is
+    # ``name(...)``/``name[...]`` (or ``name.attr...``); a string annotation when ``name`` is a
+    # typing import (``cast("T", x)``, ``Optional["T"]``), a message when it is ``logger``.
+    hinted: frozenset[tuple[str, str]]
 
 
 # (parent type, field): a bare name there is always loaded, never bound.
@@ -208,42 +239,98 @@ _POSITIONS: NodeMemo[_Positions] = NodeMemo()
 def _name_positions(node: cst.CSTNode) -> _Positions:
     """Which names ``node`` surely loads, and which it uses in any other way.
 
-    A string counts (its words as unsure names) only where libcst's scope analysis may read it
-    as a string annotation: under an annotation, a subscript (``Optional["T"]``) or a call
-    (``cast("T", x)``); a docstring or a log message is never one.
+    Strings follow libcst 1.9.0's scope analysis, which reads a string as an annotation under
+    an ``Annotation`` (whatever lies between), or where the nearest enclosing call or subscript
+    is a typing one: ``cast``/``TypeVar``/``NewType`` or a subscripted ``typing`` name. Under an
+    annotation, or a call or subscript of something other than a dotted name, the string's
+    words are unsure; under ``name(...)`` or ``name[...]`` they are ``hinted`` by ``name``, for
+    ``_plainly_used`` to judge against the typing imports in view. A docstring is never one.
     """
     cached = _POSITIONS.get(node)
-    if cached is not None:
-        return cached
+    return cached if cached is not None else _POSITIONS.put(node, _positions_of(node, None))
+
+
+def _positions_of(node: cst.CSTNode, context: str | None) -> _Positions:
     loaded: set[str] = set()
     unsure: set[str] = set()
+    hinted: set[tuple[str, str]] = set()
     imports = False
-    stack: list[tuple[Any, tuple[type, str] | None, bool]] = [(node, None, False)]
+    # (value, (parent type, field), context): context None outside any call, subscript or
+    # annotation; _ANNOTATED under an annotation or an undotted call or subscript; else the
+    # first name of the nearest call's function or subscript's value.
+    stack: list[tuple[Any, tuple[type, str] | None, str | None]] = [(node, None, context)]
     while stack:
-        current, where, typing_context = stack.pop()
+        current, where, context = stack.pop()
         if isinstance(current, cst.Name):
             if where in _LOADING:
                 loaded.add(current.value)
             elif where not in _NEUTRAL:
                 unsure.add(current.value)
             continue
-        if isinstance(current, cst.SimpleString | cst.ConcatenatedString) and typing_context:
-            unsure.update(_TOKEN.findall(_string_text(current)))
+        if context is not None and isinstance(current, cst.SimpleString | cst.ConcatenatedString):
+            inside = _annotation_positions(current) if context is _ANNOTATED else None
+            if inside is not None:
+                loaded |= inside.loaded
+                unsure |= inside.unsure
+                hinted |= inside.hinted
+            elif context is _ANNOTATED:
+                unsure.update(_TOKEN.findall(_string_text(current)))
+            else:
+                hinted.update((context, word) for word in _TOKEN.findall(_string_text(current)))
         kind: type[cst.CSTNode] = type(current)
         if kind is cst.SimpleString or kind not in NODE_TYPES:
             continue
         imports = imports or kind is cst.Import or kind is cst.ImportFrom
-        inner = typing_context or kind in _TYPING_CONTEXTS
+        inner = _inner_context(current, context)
         for name in code_fields(kind):
             value = getattr(current, name)
             if type(value) in NODE_TYPES:
                 stack.append((value, (kind, name), inner))
             elif type(value) in SEQUENCE_TYPES:
                 stack.extend((item, (kind, name), inner) for item in value)
-    return _POSITIONS.put(node, _Positions(frozenset(loaded), frozenset(unsure), imports))
+    return _Positions(frozenset(loaded), frozenset(unsure), imports, frozenset(hinted))
 
 
-_TYPING_CONTEXTS = frozenset({cst.Annotation, cst.Subscript, cst.Call})
+def _annotation_positions(node: cst.SimpleString | cst.ConcatenatedString) -> _Positions | None:
+    """The names of a string the analysis reads as an annotation, or None when they cannot be
+    told apart (then every word of it is unsure).
+
+    libcst parses the string's value and visits the result in the enclosing scope, still under
+    the annotation; none of its names has an expression context, so each is recorded as an
+    access, except an attribute or keyword name (never visited): ``"torch.Tensor"`` loads
+    ``torch``. What does not parse is skipped by libcst; here it stays unsure.
+    """
+    value = node.evaluated_value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = cst.parse_module(value)
+    except cst.ParserSyntaxError:
+        return None
+    inside = _positions_of(parsed, _ANNOTATED)
+    return None if inside.imports else inside
+
+
+_ANNOTATED = "\0annotated"  # no name can be this
+
+
+def _inner_context(node: cst.CSTNode, context: str | None) -> str | None:
+    """The context ``node``'s children are in (see ``_name_positions``): an annotation stays
+    one all the way down; a call or subscript replaces the context of what encloses it."""
+    if context is _ANNOTATED or isinstance(node, cst.Annotation):
+        return _ANNOTATED
+    if isinstance(node, cst.Call):
+        return _first_name(node.func)
+    if isinstance(node, cst.Subscript):
+        return _first_name(node.value)
+    return context
+
+
+def _first_name(expression: cst.BaseExpression) -> str:
+    """``a`` for ``a`` or ``a.b.c``; _ANNOTATED for anything else (``f()()``, ``x[0][1]``)."""
+    while isinstance(expression, cst.Attribute):
+        expression = expression.value
+    return expression.value if isinstance(expression, cst.Name) else _ANNOTATED
 
 
 def _string_text(node: cst.SimpleString | cst.ConcatenatedString) -> str:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 import os.path
 from typing import Optional
+from typing import cast as to_type
 from ...utils import is_scipy_available, logging
 from .helpers import *
 if is_scipy_available():
@@ -48,6 +49,14 @@ NODES = [
     "def rebinds():\n    for F in range(2):\n        pass\n    return F\n",
     'def doc():\n    """Takes a torch tensor, see Optional."""\n    return log(\'torch\')\n',
     "def hinted(x):\n    return cast('F', x)\n",
+    # Strings: read as annotations under a typing call or subscript, not under other calls.
+    "def aliased_cast(x):\n    return to_type('torch.Tensor', x)\n",
+    "def message():\n    logger.warning('needs torch and F')\n    return Optional\n",
+    "def typing_subscript():\n    return Optional['torch.Tensor']\n",
+    "def call_in_subscript():\n    return Optional[g('F')]\n",
+    "def key(x):\n    return x['torch'], x.y['F']\n",
+    "def annotated(x: g('F')) -> h['torch']:\n    return x\n",
+    "def parsed(x: 'torch.Tensor', y: \"Optional['F']\", z: 'g(torch=1)') -> 'x.':\n    return x\n",
 ]
 # Nodes the composition must not split: module-level bindings other nodes can see.
 GLUED = [
@@ -225,6 +234,12 @@ def test_module_code_matches_libcst_rendering(text):
         ("def f():\n    # torch\n    return 1\n", set()),
         ('def f():\n    """torch and F."""\n    x = "torch"\n    return x\n', set()),
         ('def f():\n    """Import torch first."""\n    return F.relu(1)\n', {"F"}),
+        ("def f():\n    logger.warning('torch or F')\n    return x['torch']\n", set()),
+        ("def f():\n    return Optional[g('torch')]\n", {"Optional"}),
+        ("def f(x: 'torch.Tensor') -> 'F':\n    return x\n", {"torch", "F"}),
+        ("def f(x: \"Optional['torch.Tensor']\"):\n    return x\n", {"Optional", "torch"}),
+        ("def f(x: 'np.ndarray | F.T', y: 'g(torch=1)'):\n    return x\n", {"np", "F"}),
+        ("def f(x: g('torch')):\n    return x\n", {"torch"}),  # a string anywhere under one
     ],
 )
 def test_plain_loads_are_read_off_without_the_analysis(text, expected):
@@ -242,8 +257,10 @@ def test_plain_loads_are_read_off_without_the_analysis(text, expected):
     "text",
     [
         "def f(torch):\n    return torch\n",  # a parameter binds the name
-        "def f(x: 'torch.Tensor'):\n    return x\n",  # a string annotation is a reference
-        "def f(x):\n    return cast('torch.Tensor', x)\n",  # so is a string in a call
+        "def f(x: 'torch.'):\n    return x\n",  # a string annotation that does not parse
+        "def f(x: 'lambda torch: torch'):\n    return x\n",  # one that binds the name
+        "def f(x):\n    return to_type('torch.Tensor', x)\n",  # so is one in typing.cast
+        "def f():\n    return Optional['torch.Tensor']\n",  # or a typing subscript
         "def f():\n    import torch\n\n    return torch\n",  # its own import
         "def f():\n    return os.path.join('a')\n",  # a dotted import
     ],
