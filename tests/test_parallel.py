@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,3 +73,46 @@ def test_chain_lengths_count_the_longest_line_of_readers() -> None:
     a, b, c, d = (Path(n) for n in "abcd")
     readers = {a: {b, d}, b: {c}, c: set(), d: set()}
     assert _chain_lengths([a, b, d, c], readers) == {a: 3, b: 2, c: 1, d: 1}
+
+
+_KEPT_PARSES = """\
+import gc
+import sys
+from pathlib import Path
+
+from daemon.config import Config
+from daemon.converter import parents
+from daemon.parallel import convert_all_in_memory, convert_in_worker
+from daemon.runner import Runner
+
+repo = Path(sys.argv[1])
+source = next(repo.glob("src/zoo/models/*/modular_*.py"))
+print("kept", parents.DAEMON_PARSES, gc.get_threshold()[0])  # a fresh process's
+Runner(repo, Config()).run(source, stage=False)
+print("kept", parents._parsed.cache_info().maxsize, gc.get_threshold()[0])
+if sys.argv[2] == "check":
+    convert_all_in_memory([source], repo, jobs=1)
+else:
+    convert_in_worker(source, repo, {}, True)
+print("kept", parents._parsed.cache_info().maxsize, gc.get_threshold()[0])
+"""
+
+
+def test_batch_processes_keep_more_parses_and_collect_less_often(tmp_path: Path) -> None:
+    from daemon.converter.parents import BATCH_PARSES, DAEMON_PARSES
+    from daemon.parallel import BATCH_GC_THRESHOLD
+
+    repo = example_repo(tmp_path)
+    for role in ("check", "worker"):
+        done = subprocess.run(
+            [sys.executable, "-c", _KEPT_PARSES, str(repo), role],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        # A daemon's own runs keep few parses and the default collector; a check or a worker,
+        # converting many, keeps more and collects less often.
+        kept = [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("kept ")]
+        fresh, daemon, batch = kept
+        assert daemon == fresh == [str(DAEMON_PARSES), daemon[1]], done.stderr
+        assert batch == [str(BATCH_PARSES), str(BATCH_GC_THRESHOLD[0])], done.stderr
