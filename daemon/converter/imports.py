@@ -118,7 +118,6 @@ def _plainly_used(
 
 
 _TOKEN = re.compile(r"\w+")
-_ROOTS: NodeMemo[frozenset[str]] = NodeMemo()
 
 
 class _Bindings(cst.CSTVisitor):
@@ -143,33 +142,42 @@ class _Bindings(cst.CSTVisitor):
             self.typing.add(name)
 
 
-_NAMES: NodeMemo[frozenset[str]] = NodeMemo()
-_TYPING_NAMES: NodeMemo[frozenset[str]] = NodeMemo()
-_NOT_PLAIN = frozenset({"."})
+@dataclass(frozen=True)
+class _Bound:
+    """What the imports of one pool entry bind, from one walk of it."""
+
+    names: frozenset[str] | None  # None when one is dotted
+    typing: frozenset[str]  # those bound by an import that mentions ``typing``
+    roots: frozenset[str]  # their first dotted parts; _EVERYTHING for a star
+
+
+_BOUND: NodeMemo[_Bound] = NodeMemo()
+
+
+def _bound(entry: PoolEntry) -> _Bound:
+    found = _BOUND.get(entry)
+    if found is None:
+        finder = _Bindings()
+        entry.visit(finder)
+        plain = not any("." in name for name in finder.names)
+        names = frozenset(finder.names) if plain else None
+        # A star binds unknown names: keep such entries with every node.
+        star = "import *" in code_of(entry) or not finder.roots
+        roots = _EVERYTHING if star else frozenset(finder.roots)
+        found = _BOUND.put(entry, _Bound(names, frozenset(finder.typing), roots))
+    return found
 
 
 def _bound_names(entry: PoolEntry) -> frozenset[str] | None:
     """The names the imports of a pool entry bind, or None when one is dotted (``import a.b``
     is referenced through ``a``, not a plain name). A star binds nothing the analysis sees."""
-    found = _NAMES.get(entry)
-    if found is None:
-        finder = _Bindings()
-        entry.visit(finder)
-        plain = not any("." in name for name in finder.names)
-        found = _NAMES.put(entry, frozenset(finder.names) if plain else _NOT_PLAIN)
-        _TYPING_NAMES.put(entry, frozenset(finder.typing))
-    return None if found is _NOT_PLAIN else found
+    return _bound(entry).names
 
 
 def _typing_names(entry: PoolEntry) -> frozenset[str]:
     """The names of ``entry`` that may be ``typing`` objects (``Optional``, ``cast``, the
     ``typing`` module itself): libcst reads strings under those as annotations."""
-    found = _TYPING_NAMES.get(entry)
-    if found is None:
-        _bound_names(entry)
-        found = _TYPING_NAMES.get(entry)
-    assert found is not None
-    return found
+    return _bound(entry).typing
 
 
 @dataclass(frozen=True)
@@ -261,13 +269,14 @@ def _positions_of(node: cst.CSTNode, context: str | None) -> _Positions:
     stack: list[tuple[Any, tuple[type, str] | None, str | None]] = [(node, None, context)]
     while stack:
         current, where, context = stack.pop()
-        if isinstance(current, cst.Name):
+        kind: type[cst.CSTNode] = type(current)
+        if kind is cst.Name:
             if where in _LOADING:
                 loaded.add(current.value)
             elif where not in _NEUTRAL:
                 unsure.add(current.value)
             continue
-        if context is not None and isinstance(current, cst.SimpleString | cst.ConcatenatedString):
+        if context is not None and kind in _STRINGS:
             inside = _annotation_positions(current) if context is _ANNOTATED else None
             if inside is not None:
                 loaded |= inside.loaded
@@ -277,11 +286,10 @@ def _positions_of(node: cst.CSTNode, context: str | None) -> _Positions:
                 unsure.update(_TOKEN.findall(_string_text(current)))
             else:
                 hinted.update((context, word) for word in _TOKEN.findall(_string_text(current)))
-        kind: type[cst.CSTNode] = type(current)
         if kind is cst.SimpleString or kind not in NODE_TYPES:
             continue
         imports = imports or kind is cst.Import or kind is cst.ImportFrom
-        inner = _inner_context(current, context)
+        inner = _inner_context(current, context) if kind in _CONTEXT_SETTERS else context
         for name in code_fields(kind):
             value = getattr(current, name)
             if type(value) in NODE_TYPES:
@@ -312,6 +320,8 @@ def _annotation_positions(node: cst.SimpleString | cst.ConcatenatedString) -> _P
 
 
 _ANNOTATED = "\0annotated"  # no name can be this
+_STRINGS = frozenset({cst.SimpleString, cst.ConcatenatedString})
+_CONTEXT_SETTERS = frozenset({cst.Annotation, cst.Call, cst.Subscript})
 
 
 def _inner_context(node: cst.CSTNode, context: str | None) -> str | None:
@@ -341,17 +351,7 @@ def _string_text(node: cst.SimpleString | cst.ConcatenatedString) -> str:
 
 def _bound_roots(entry: PoolEntry) -> frozenset[str]:
     """The first dotted part of every name an import of ``entry`` binds; ``*`` for a star."""
-    cached = _ROOTS.get(entry)
-    if cached is not None:
-        return cached
-    finder = _Bindings()
-    entry.visit(finder)
-    roots: frozenset[str]
-    if "import *" in code_of(entry) or not finder.roots:
-        roots = _EVERYTHING  # a star binds unknown names; keep such entries with every node
-    else:
-        roots = frozenset(finder.roots)
-    return _ROOTS.put(entry, roots)
+    return _bound(entry).roots
 
 
 class _Everything(frozenset[str]):
