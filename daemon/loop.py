@@ -14,12 +14,11 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 
 import structlog
 
@@ -34,6 +33,7 @@ from daemon.parallel import default_jobs, stream, timed_convert_in_worker, worke
 from daemon.runner import Runner, RunRecord
 from daemon.scheduler import BatchDriver, Debouncer
 from daemon.service import Notifier
+from daemon.signals import Requests, handled
 from daemon.watcher import PathFilter, Watcher, polling_observer, scan
 from daemon.watchscope import WatchSpec, covers, watch_scope
 
@@ -48,15 +48,17 @@ INDEX_LOCK_HOLD_S = 60.0  # longer than any checkout; then staging itself waits 
 
 
 class Daemon:
-    """The watch loop of one repository; ``stop`` and ``reload`` are signal-safe."""
+    """The watch loop of one repository; ``stop`` and ``reload`` are signal-safe.
+
+    ``close()`` once the signal handlers are gone (``watch`` does).
+    """
 
     def __init__(self, root: Path, config: Config, notifier: Notifier | None = None) -> None:
         self.root = root
         self.config = config
         self.notifier = notifier or Notifier()
         self.runner = Runner(root, config)
-        self._stop = threading.Event()
-        self._reload = threading.Event()
+        self.requests = Requests()  # stop and reload, asked by signal handlers or threads
         self._reconcile_wanted = threading.Event()
         self._rescope_wanted = threading.Event()
         self._last_reconcile = time.monotonic()
@@ -91,10 +93,13 @@ class Daemon:
     # -- signals ----------------------------------------------------------------------------
 
     def stop(self) -> None:
-        self._stop.set()
+        self.requests.request_stop()
 
     def reload(self) -> None:
-        self._reload.set()
+        self.requests.request_reload()
+
+    def close(self) -> None:
+        self.requests.close()
 
     # -- batches (driver thread) ------------------------------------------------------------
 
@@ -174,7 +179,7 @@ class Daemon:
                 jobs=jobs,
                 submit=submit,
                 finished=finished,
-                stopped=self._stop.is_set,
+                stopped=self._stop_asked,
             )
 
         try:
@@ -241,9 +246,8 @@ class Daemon:
             return False
         log.info("batch.held", reason="index_locked")
         deadline = time.monotonic() + INDEX_LOCK_HOLD_S
-        while lock.exists() and time.monotonic() < deadline:
-            if self._stop.wait(0.05):
-                break
+        while lock.exists() and time.monotonic() < deadline and not self._stop_asked():
+            time.sleep(0.05)  # its removal is an event only this (the batch) thread would handle
         return True
 
     def _remember(self, record: RunRecord) -> None:
@@ -428,8 +432,8 @@ class Daemon:
             self.watcher.stop()
 
     def _supervise(self) -> None:
-        while not self._stop.wait(SUPERVISE_INTERVAL_S):
-            if self._reload.is_set():
+        while not self._stopping():
+            if self.requests.take_reload():
                 self._do_reload()
             if self.watcher is None or not self.watcher.is_alive():
                 self._rearm("watcher.died")
@@ -449,6 +453,14 @@ class Daemon:
             if self.healthy():
                 self.notifier.watchdog()
             self._resume_deferred()
+
+    def _stopping(self) -> bool:
+        """Wait one supervision interval (less if something is asked); True to stop."""
+        self.requests.wait(SUPERVISE_INTERVAL_S)
+        return self._stop_asked()
+
+    def _stop_asked(self) -> bool:
+        return self.requests.stop
 
     def healthy(self) -> bool:
         """Watcher and driver alive, and no batch stuck: only then ping the watchdog."""
@@ -490,7 +502,6 @@ class Daemon:
 
     def _do_reload(self) -> None:
         """SIGHUP: re-read the configuration and rebuild the watch set."""
-        self._reload.clear()
         self.notifier.reloading()
         try:
             self.config = config_module.load(self.root)
@@ -522,26 +533,6 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-@contextmanager
-def _signals(daemon: Daemon, received: list[int]) -> Iterator[None]:
-    """SIGINT and SIGTERM take the clean shutdown path (house style habit 7); SIGHUP reloads."""
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-        daemon.stop()
-
-    def reload(_signum: int, _frame: FrameType | None) -> None:
-        daemon.reload()
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def watch(root: Path, config: Config) -> int:
     """``modwatch watch``: run until a signal; 0 after SIGTERM, 130 after SIGINT.
 
@@ -561,11 +552,12 @@ def watch(root: Path, config: Config) -> int:
                 print(f"modwatch: already running (pid {exc.pid}) for {root}", flush=True)
                 return 0
         daemon = Daemon(root, config)
+        stack.callback(daemon.close)  # after the handlers are restored (exits unwind first)
         if git_dir is not None:
             stack.enter_context(
                 control.ControlServer(control.socket_path(git_dir), daemon.handlers())
             )
         received: list[int] = []
-        with _signals(daemon, received):
+        with handled(daemon.requests, received):
             daemon.run()
     return 130 if signal.SIGINT in received else 0

@@ -525,6 +525,7 @@ def test_scenario_31_handler_exception_and_dead_observer(repo: Path) -> None:
         finally:
             inproc.stop()
             thread.join(timeout=30)
+            inproc.close()
     assert not thread.is_alive()
 
 
