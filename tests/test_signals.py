@@ -110,7 +110,8 @@ def test_requests_after_close_are_harmless():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signals_ask_to_stop_and_are_recorded(signum: int):
-    requests, received = Requests(), []
+    requests = Requests()
+    received: list[int] = []
     before = signal.getsignal(signum)
     try:
         with handled(requests, received):
@@ -123,7 +124,8 @@ def test_stop_signals_ask_to_stop_and_are_recorded(signum: int):
 
 
 def test_sighup_asks_for_a_reload_and_not_a_stop():
-    requests, received = Requests(), []
+    requests = Requests()
+    received: list[int] = []
     try:
         with handled(requests, received):
             os.kill(os.getpid(), signal.SIGHUP)
