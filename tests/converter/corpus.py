@@ -1,40 +1,23 @@
 """Locating the pristine transformers corpus for the tests that compare against it.
 
-``benchmarks/corpus.py`` builds it; this only looks for it (never writes there), so these tests
-skip rather than download when it is absent.
+``benchmarks/corpus.py`` builds it in its cache the first time (a download from PyPI, under a
+lock); a test never skips for want of it, since on CI's fresh machine that would mean the tests
+against the real corpus never ran.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-import pytest
+from benchmarks.corpus import pristine_checkout
 
-_CACHE_ENV = "MODWATCH_CORPUS_CACHE"
-_DEFAULT_CACHE = Path("/var/tmp/modwatch-corpus")
 _BANNER_SOURCE = re.compile(r"^#\s+This file was automatically generated from (\S+\.py)\.$")
 
 
-def corpus_root() -> Path | None:
-    """The pristine checkout (a directory holding ``src/transformers/models``), if built."""
-    value = os.environ.get(_CACHE_ENV)
-    cache = Path(value).expanduser() if value else _DEFAULT_CACHE
-    if not cache.is_dir():
-        return None
-    for candidate in [cache, *sorted(cache.iterdir())]:
-        if (candidate / "src" / "transformers" / "models").is_dir():
-            return candidate
-    return None
-
-
 def require_corpus() -> Path:
-    """The corpus root, or skip the calling test when it has not been built."""
-    root = corpus_root()
-    if root is None:
-        pytest.skip("the transformers corpus is not built (see benchmarks/corpus.py)")
-    return root
+    """The pristine checkout (read-only), built on first use."""
+    return pristine_checkout()
 
 
 def banner_sources(root: Path) -> dict[Path, Path]:
