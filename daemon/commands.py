@@ -238,7 +238,7 @@ def render_deps(path: Path, root: Path, cfg: Config) -> str:
         lines.extend(
             f"    {display(p)}" + ("" if p.exists() else "  (missing)") for p in graph[path]
         )
-        changed = possible_outputs(path)
+        changed = set(possible_outputs(path))
     else:
         changed = {path}
     fed = dependents(graph, changed)

@@ -8,6 +8,7 @@ propagate through a graph, not through our own file events).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -75,10 +76,14 @@ def dependents(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) 
     return result
 
 
-def possible_outputs(source: Path) -> set[Path]:
-    """The generated files a source may have: ``modular_x.py`` -> ``<type>_x.py`` beside it."""
+@functools.lru_cache(maxsize=8192)
+def possible_outputs(source: Path) -> frozenset[Path]:
+    """The generated files a source may have: ``modular_x.py`` -> ``<type>_x.py`` beside it.
+
+    Cached: the daemon maps every source's outputs to it on each batch (326 sources x 8 kinds
+    of ``Path.with_name`` were 35 ms of a warm save's planning)."""
     name = source.name.removeprefix("modular_")
-    return {source.with_name(f"{kind}_{name}") for kind in FILE_TYPES}
+    return frozenset(source.with_name(f"{kind}_{name}") for kind in FILE_TYPES)
 
 
 def readers(parents: Mapping[Path, Iterable[Path]], changed: Iterable[Path]) -> set[Path]:

@@ -26,6 +26,7 @@ from daemon.converter.layout import (
     order_modular_dependencies,
     order_parent_dependencies,
 )
+from daemon.converter.memo import NodeMemo
 from daemon.converter.merge import MergeError, merge_class
 from daemon.converter.naming import CasingTable, common_suffix, rename_table
 from daemon.converter.naming import rename_text as rename_token
@@ -44,6 +45,16 @@ from daemon.converter.resolve import LazyPositions, dotted_name, gather_model_im
 from daemon.converter.supercall import UnrollError
 from daemon.converter.trailers import FILE_ORDER, Trailers, gather_trailers, route
 from daemon.errors import ConvertError
+
+# A save parses the modular file afresh, so each of its classes is a new object even when its
+# text did not change, and merging it again would build (and later render) the same class
+# again. Per parent class object (a cached parent keeps its objects): the merges of modular
+# classes with that text, under that name, base and casing table. Equal text means equal
+# trees (the parser is deterministic), and the merge reads nothing else.
+_MergeKey = tuple[str, str, str, str]
+_MERGES: NodeMemo[dict[_MergeKey, tuple[CasingTable, cst.ClassDef]]] = NodeMemo()
+
+_MERGES_PER_CLASS = 8
 
 _PIL_SKIP = ("image_processing_backends", "image_processing_utils", "image_processing_outputs")
 
@@ -159,6 +170,12 @@ class Conversion:
                 node,
             )
         name = node.name.value
+        key = (name, renamed, base, code_of(node))
+        earlier = _MERGES.get(original)
+        if earlier is None:
+            earlier = _MERGES.put(original, {})
+        if (hit := earlier.get(key)) is not None and hit[0] is self.casing:
+            return hit[1], parent
         if name != renamed:  # R-NAME-10: per-class documentation renaming
             suffix = common_suffix(name, renamed)
             old = renamed[: len(renamed) - len(suffix)]
@@ -175,6 +192,9 @@ class Conversion:
                 f"unroll in parent class {renamed}",
                 error.node,
             ) from error
+        if len(earlier) >= _MERGES_PER_CLASS:
+            earlier.pop(next(iter(earlier)))  # the oldest: saves of one class pile up here
+        earlier[key] = (self.casing, merged)
         return merged, parent
 
     def _place_merged(self, name: str, node: cst.ClassDef, base: str, kind: str) -> None:

@@ -253,24 +253,36 @@ def _name_positions(node: cst.CSTNode) -> _Positions:
     annotation, or a call or subscript of something other than a dotted name, the string's
     words are unsure; under ``name(...)`` or ``name[...]`` they are ``hinted`` by ``name``, for
     ``_plainly_used`` to judge against the typing imports in view. A docstring is never one.
+
+    The name a top-level class or function binds is neither: it binds at module level, where
+    libcst's analysis is flow-insensitive, so an import of the same name still gets every
+    load of it in the node (``class GemmaConfig`` beside the modeling file's import of it).
     """
     cached = _POSITIONS.get(node)
-    return cached if cached is not None else _POSITIONS.put(node, _positions_of(node, None))
+    if cached is None:
+        own = node.name if isinstance(node, cst.ClassDef | cst.FunctionDef) else None
+        cached = _POSITIONS.put(node, _positions_of(node, None, own=own))
+    return cached
 
 
-def _positions_of(node: cst.CSTNode, context: str | None) -> _Positions:
+def _positions_of(
+    node: cst.CSTNode, context: str | None, *, own: cst.Name | None = None
+) -> _Positions:
     loaded: set[str] = set()
     unsure: set[str] = set()
     hinted: set[tuple[str, str]] = set()
     imports = False
     # (value, (parent type, field), context): context None outside any call, subscript or
-    # annotation; _ANNOTATED under an annotation or an undotted call or subscript; else the
+    # annotation; _ANNOTATED under an annotation; _UNDOTTED under a call or subscript of
+    # anything but a dotted name (``{...}[c]``, ``f()()``); else the
     # first name of the nearest call's function or subscript's value.
     stack: list[tuple[Any, tuple[type, str] | None, str | None]] = [(node, None, context)]
     while stack:
         current, where, context = stack.pop()
         kind: type[cst.CSTNode] = type(current)
         if kind is cst.Name:
+            if current is own:
+                continue
             if where in _LOADING:
                 loaded.add(current.value)
             elif where not in _NEUTRAL:
@@ -282,7 +294,7 @@ def _positions_of(node: cst.CSTNode, context: str | None) -> _Positions:
                 loaded |= inside.loaded
                 unsure |= inside.unsure
                 hinted |= inside.hinted
-            elif context is _ANNOTATED:
+            elif context is _ANNOTATED or context is _UNDOTTED:
                 unsure.update(_TOKEN.findall(_string_text(current)))
             else:
                 hinted.update((context, word) for word in _TOKEN.findall(_string_text(current)))
@@ -320,6 +332,9 @@ def _annotation_positions(node: cst.SimpleString | cst.ConcatenatedString) -> _P
 
 
 _ANNOTATED = "\0annotated"  # no name can be this
+# Strings there are not read as annotations when they parse (glm_moe_dsa's
+# ``{"F": "full"}[c]`` would load ``F``; libcst's analysis does not): their words are unsure.
+_UNDOTTED = "\0undotted"
 _STRINGS = frozenset({cst.SimpleString, cst.ConcatenatedString})
 _CONTEXT_SETTERS = frozenset({cst.Annotation, cst.Call, cst.Subscript})
 
@@ -337,10 +352,10 @@ def _inner_context(node: cst.CSTNode, context: str | None) -> str | None:
 
 
 def _first_name(expression: cst.BaseExpression) -> str:
-    """``a`` for ``a`` or ``a.b.c``; _ANNOTATED for anything else (``f()()``, ``x[0][1]``)."""
+    """``a`` for ``a`` or ``a.b.c``; _UNDOTTED for anything else (``f()()``, ``x[0][1]``)."""
     while isinstance(expression, cst.Attribute):
         expression = expression.value
-    return expression.value if isinstance(expression, cst.Name) else _ANNOTATED
+    return expression.value if isinstance(expression, cst.Name) else _UNDOTTED
 
 
 def _string_text(node: cst.SimpleString | cst.ConcatenatedString) -> str:

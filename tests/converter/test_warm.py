@@ -57,6 +57,10 @@ NODES = [
     "def key(x):\n    return x['torch'], x.y['F']\n",
     "def annotated(x: g('F')) -> h['torch']:\n    return x\n",
     "def parsed(x: 'torch.Tensor', y: \"Optional['F']\", z: 'g(torch=1)') -> 'x.':\n    return x\n",
+    "def undotted(c):\n    return {'F': 'full'}[c], g()('torch')\n",
+    # The name a top-level class or function binds does not hide an import of that name.
+    "class Optional(torch.nn.Module):\n    def m(self):\n        return Optional\n",
+    "def F(x):\n    return x\n",
 ]
 # Nodes the composition must not split: module-level bindings other nodes can see.
 GLUED = [
@@ -240,6 +244,8 @@ def test_module_code_matches_libcst_rendering(text):
         ("def f(x: \"Optional['torch.Tensor']\"):\n    return x\n", {"Optional", "torch"}),
         ("def f(x: 'np.ndarray | F.T', y: 'g(torch=1)'):\n    return x\n", {"np", "F"}),
         ("def f(x: g('torch')):\n    return x\n", {"torch"}),  # a string anywhere under one
+        ("def F(x):\n    return F(x) + torch.ones(1)\n", {"F", "torch"}),  # its own name
+        ("class Optional:\n    pass\n", set()),  # binds it, loads it nowhere
     ],
 )
 def test_plain_loads_are_read_off_without_the_analysis(text, expected):
@@ -263,6 +269,8 @@ def test_plain_loads_are_read_off_without_the_analysis(text, expected):
         "def f():\n    return Optional['torch.Tensor']\n",  # or a typing subscript
         "def f():\n    import torch\n\n    return torch\n",  # its own import
         "def f():\n    return os.path.join('a')\n",  # a dotted import
+        "def f(c):\n    return {'F': 'full'}[c]\n",  # a string under an undotted subscript
+        "class A:\n    def torch(self):\n        return torch\n",  # a nested binding
     ],
 )
 def test_names_that_might_be_bound_go_to_the_analysis(text):
