@@ -23,6 +23,7 @@ from typing import IO, Self
 
 from daemon.errors import DaemonError
 from daemon.log import get_logger
+from daemon.signals import WakePipe
 
 log = get_logger()
 
@@ -178,7 +179,7 @@ class ControlServer:
         self.path = path
         self._handlers = dict(handlers)
         self._listener: socket.socket | None = None
-        self._wake_r, self._wake_w = -1, -1
+        self._wake: WakePipe | None = None
         self._selector: selectors.BaseSelector | None = None
         self._acceptor: threading.Thread | None = None
         self._conns: dict[threading.Thread, socket.socket] = {}
@@ -200,19 +201,24 @@ class ControlServer:
             listener.close()
             raise
         self._listener = listener
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake = WakePipe()
         # Made here, not on the thread, so every fd exists once start() returns.
         self._selector = selectors.DefaultSelector()
         self._selector.register(listener, selectors.EVENT_READ)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._selector.register(self._wake, selectors.EVENT_READ)
         self._acceptor = threading.Thread(target=self._accept_loop, name="modwatch-control")
         self._acceptor.start()
 
     def stop(self) -> None:
         """Stop accepting, end open connections, join every thread and remove the socket."""
-        if self._acceptor is None or self._listener is None or self._selector is None:
+        if (
+            self._acceptor is None
+            or self._listener is None
+            or self._selector is None
+            or self._wake is None
+        ):
             return
-        os.write(self._wake_w, b"x")
+        self._wake.wake()
         self._acceptor.join()
         with self._lock:
             for conn in self._conns.values():
@@ -224,9 +230,8 @@ class ControlServer:
             worker.join()
         self._selector.close()
         self._listener.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-        self._listener, self._acceptor, self._selector = None, None, None
+        self._wake.close()
+        self._listener, self._acceptor, self._selector, self._wake = None, None, None, None
         self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
@@ -242,7 +247,7 @@ class ControlServer:
         assert self._selector is not None
         while True:
             ready = [key.fileobj for key, _ in self._selector.select()]
-            if self._wake_r in ready:
+            if self._wake in ready:
                 return
             try:
                 conn, _ = self._listener.accept()

@@ -19,21 +19,53 @@ from contextlib import contextmanager
 from types import FrameType
 
 
+class WakePipe:
+    """A self-pipe: ``wake()``, from any thread or a signal handler, makes it readable, which
+    ends a ``select`` on it (``wait``, or a selector it is registered with)."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):  # full: already awake; closed: nobody waits
+            os.write(self._write, b"\0")
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until woken or ``timeout`` seconds; then read the wake-ups."""
+        select.select([self._read], [], [], timeout)
+        self.drain()
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._read, 512):
+                pass
+
+    def close(self) -> None:
+        """A later ``wake`` writes to no one (-1), not to a reused fd number."""
+        fds, (self._read, self._write) = (self._read, self._write), (-1, -1)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class Requests:
     """Stop and reload requests: set from signal handlers or any thread, taken by one loop."""
 
     def __init__(self) -> None:
         self.stop = False
         self.reload = False
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._pipe = WakePipe()
 
     def request_stop(self) -> None:
         self.stop = True
-        self._wake()
+        self._pipe.wake()
 
     def request_reload(self) -> None:
         self.reload = True
-        self._wake()
+        self._pipe.wake()
 
     def take_reload(self) -> bool:
         """True once per burst of reload requests (a second SIGHUP during one reload is
@@ -43,24 +75,13 @@ class Requests:
 
     def wait(self, timeout: float) -> None:
         """Sleep up to ``timeout`` seconds; a request ends the sleep at once."""
-        if not (self.stop or self.reload):
-            select.select([self._read], [], [], timeout)
-        self._drain()
+        if self.stop or self.reload:
+            self._pipe.drain()
+        else:
+            self._pipe.wait(timeout)
 
     def close(self) -> None:
-        """Only once no handler can write any more: a closed fd's number gets reused."""
-        for fd in (self._read, self._write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):  # full: already awake
-            os.write(self._write, b"\0")
-
-    def _drain(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            while os.read(self._read, 512):
-                pass
+        self._pipe.close()
 
 
 @contextmanager

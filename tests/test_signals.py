@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from daemon.signals import Requests, handled
+from daemon.signals import Requests, WakePipe, handled
 
 # A child process whose main loop is interrupted by a storm of signals, each handled by asking
 # to stop. ``ASK`` is what a handler does; the loop does what the daemon's supervisor does.
@@ -106,6 +106,19 @@ def test_requests_after_close_are_harmless():
     requests.close()
     requests.request_stop()
     assert requests.stop
+
+
+def test_a_wake_after_close_writes_to_no_reused_fd():
+    pipe = WakePipe()
+    pipe.close()
+    read, write = os.pipe2(os.O_NONBLOCK)  # likely the numbers just freed
+    try:
+        pipe.wake()
+        with pytest.raises(BlockingIOError):
+            os.read(read, 1)
+    finally:
+        os.close(read)
+        os.close(write)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -174,7 +174,8 @@ class Conversion:
         earlier = _MERGES.get(original)
         if earlier is None:
             earlier = _MERGES.put(original, {})
-        if (hit := earlier.get(key)) is not None and hit[0] is self.casing:
+        if (hit := earlier.pop(key, None)) is not None and hit[0] is self.casing:
+            earlier[key] = hit  # the newest again: the bound below drops the least recent
             return hit[1], parent
         if name != renamed:  # R-NAME-10: per-class documentation renaming
             suffix = common_suffix(name, renamed)
@@ -193,7 +194,7 @@ class Conversion:
                 error.node,
             ) from error
         if len(earlier) >= _MERGES_PER_CLASS:
-            earlier.pop(next(iter(earlier)))  # the oldest: saves of one class pile up here
+            earlier.pop(next(iter(earlier)))  # saves of one class pile up here
         earlier[key] = (self.casing, merged)
         return merged, parent
 
