@@ -72,6 +72,7 @@ class Daemon:
         self._polling = False
         self._identity = self._root_identity()
         self._head = git.head_commit(root) if self.runner.in_git else None
+        self._git_dir = Path(os.path.abspath(git.git_dir(root))) if self.runner.in_git else None
         self._set_filters(config)
         self.driver = BatchDriver(
             Debouncer(config.debounce_ms, config.max_wait_ms),
@@ -259,18 +260,38 @@ class Daemon:
     # -- cookies (rule 9): "everything up to now is processed" -------------------------------
 
     def sync(self, timeout: float = 30.0) -> bool:
-        """Write a cookie into the watched tree and wait until a batch has carried it."""
-        cookie = self.root / f"{COOKIE_PREFIX}{os.getpid()}-{next(self._cookies)}"
-        done = threading.Event()
+        """Write a cookie into each watch and wait until batches have carried them all.
+
+        One per watch: watchdog reads each watch on a thread and an inotify instance of its
+        own, so events are in order within a watch only. A lone cookie at the root could
+        overtake a save under ``models/`` (the soak saw a sync return before the save of its
+        cycle had been heard)."""
+        name = f"{COOKIE_PREFIX}{os.getpid()}-{next(self._cookies)}"
+        cookies = {directory / name: threading.Event() for directory in self._cookie_dirs()}
         with self._lock:
-            self._waiting[cookie] = done
+            self._waiting.update(cookies)
         try:
-            cookie.write_text("", encoding="utf-8")
-            return done.wait(timeout)
+            for cookie in cookies:
+                cookie.write_text("", encoding="utf-8")
+            deadline = time.monotonic() + timeout
+            for done in cookies.values():
+                if not done.wait(max(0.0, deadline - time.monotonic())):
+                    return False
+            return True
         finally:
             with self._lock:
-                self._waiting.pop(cookie, None)
-            cookie.unlink(missing_ok=True)
+                for cookie in cookies:
+                    self._waiting.pop(cookie, None)
+            for cookie in cookies:
+                cookie.unlink(missing_ok=True)
+
+    def _cookie_dirs(self) -> set[Path]:
+        """The directory of each watch the running watcher armed, but git's (never write
+        there): a file created there is an event of that watch."""
+        watcher = self.watcher
+        specs = watcher.scope if watcher is not None else ()
+        dirs = {spec.path for spec in specs if spec.path != self._git_dir and spec.path.is_dir()}
+        return dirs or {self.root}
 
     def _release_cookies(self, cookies: set[Path]) -> None:
         with self._lock:
@@ -355,8 +376,7 @@ class Daemon:
         whole tree (``.git/objects``, docs, tests)."""
         dirs = {p.parent for p in self.runner.parents}
         dirs.update(parent.parent for ps in self.runner.parents.values() for parent in ps)
-        git_dir = git.git_dir(self.root) if self.runner.in_git else None
-        return watch_scope(self.root, dirs, git_dir)
+        return watch_scope(self.root, dirs, self._git_dir)
 
     def _new_watcher(self) -> Watcher:
         scope = self.scope()

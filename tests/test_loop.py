@@ -8,8 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+import structlog.testing
 
 from tests.helpers import (
     MODELING,
@@ -200,3 +203,32 @@ def test_a_source_waits_for_a_parent_that_a_later_rewrite_triggers(tmp_path):
         order = [source.split("/")[-2] for source in _run_order(daemon)]
         assert order == ["orbit", "quasar", "pulsar", "sol"]
         assert "return -x  # upstream" in _modeling(repo, "sol")
+
+
+def test_sync_puts_a_cookie_in_every_watch_but_the_git_directory(tmp_path):
+    # watchdog reads each watch on its own thread: only a cookie in the same watch as a save
+    # proves the save was heard (scenario 33 once saw a root cookie overtake a save).
+    from daemon.config import Config
+    from daemon.loop import Daemon as LoopDaemon
+
+    repo = example_repo(tmp_path, commit_outputs=True)
+    inproc = LoopDaemon(repo, Config(debounce_ms=20))
+    with structlog.testing.capture_logs() as logs:
+        thread = threading.Thread(target=inproc.run)
+        thread.start()
+        try:
+            wait_for(lambda: any(e["event"] == "daemon.started" for e in logs), what="start")
+            assert inproc.watcher is not None
+            dirs = inproc._cookie_dirs()
+            assert dirs == {s.path for s in inproc.watcher.scope} - {repo / ".git"}
+            assert {repo, repo / "src" / "zoo" / "models"} <= dirs
+            source = repo / MODULAR
+            source.write_text(source.read_text().replace("return -x", "return x - 3"))
+            assert inproc.sync()
+            assert "x - 3" in (repo / MODELING).read_text()
+            assert not [p for d in dirs for p in d.glob(".modwatch-cookie-*")]
+        finally:
+            inproc.stop()
+            thread.join(timeout=30)
+            inproc.close()
+    assert not thread.is_alive()
