@@ -393,6 +393,61 @@ def head_commit(root: Path) -> str | None:
     return done.stdout.strip() or None
 
 
+_Stamp = tuple[int, int, int, int] | None  # inode, mtime, ctime, size; None: absent
+
+
+def _stamp_of(path: Path) -> _Stamp:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+
+class HeadWatch:
+    """HEAD's commit, asking git only when a file it is read from changed.
+
+    Every batch asks whether HEAD moved (rule 12); ``git rev-parse`` was 3 ms of each warm
+    save. HEAD is read from the worktree's ``HEAD``, the loose ref it names, ``packed-refs``
+    and a reftable's ``tables.list``; git rewrites each through a lock file and a rename, so
+    a new commit or checkout gives at least one of them a new inode and times. The stamp is
+    taken before git runs: a change in between makes the next stamp differ, never hides one.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: list[Path] | None = None  # resolved on first use: ``convert`` never asks
+        self._stamp: tuple[object, ...] | None = None
+        self._commit: str | None = None
+
+    def commit(self) -> str | None:
+        """The commit HEAD points at (None without commits), as ``head_commit``."""
+        if self._files is None:
+            names = ("HEAD", "packed-refs", "reftable/tables.list", "refs/heads")
+            self._files = _git_paths(self.root, *names)
+        stamp = self._stamp_now(*self._files)
+        if stamp is None or stamp != self._stamp:
+            self._commit = head_commit(self.root)
+            self._stamp = stamp
+        return self._commit
+
+    @staticmethod
+    def _stamp_now(
+        head: Path, packed: Path, tables: Path, heads: Path
+    ) -> tuple[object, ...] | None:
+        try:
+            content = head.read_bytes()
+        except OSError:
+            return None
+        stamp: list[object] = [content, _stamp_of(head), _stamp_of(packed), _stamp_of(tables)]
+        if content.startswith(b"ref: "):
+            ref = content[5:].strip().decode("utf-8", "surrogateescape")
+            if not ref.startswith("refs/heads/"):
+                return None  # a ref kept elsewhere: ask git every time
+            stamp.append(_stamp_of(heads.parent.parent / ref))
+        return tuple(stamp)
+
+
 def changed_files(root: Path, before: str, after: str) -> list[Path]:
     """Files that differ between two commits (a tree-to-tree diff: no index, no lock)."""
     out = _git(root, "diff", "--name-only", "-z", "--no-renames", before, after).stdout

@@ -47,14 +47,22 @@ def parent_paths(source: Path, text: str, root: Path) -> tuple[Path, ...]:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return ()
+    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    nodes.sort(key=lambda node: (node.lineno, node.col_offset))  # walk is breadth first
+    imports = [(node.level, node.module or "") for node in nodes]
+    return paths_of_imports(source, imports, root)
+
+
+def paths_of_imports(
+    source: Path, imports: Iterable[tuple[int, str]], root: Path
+) -> tuple[Path, ...]:
+    """``parent_paths`` from ``(dots, module)`` pairs of ``from <module> import`` statements."""
     found: dict[Path, None] = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ImportFrom) or not node.module:
-            continue
-        if node.level:
-            target = _relative_target(source, node.level, node.module)
+    for level, module in imports:
+        if level:
+            target = _relative_target(source, level, module)
         else:
-            target = _absolute_target(root, node.module)
+            target = _absolute_target(root, module)
         if target is not None:
             found.setdefault(target.resolve(strict=False), None)
     return tuple(found)

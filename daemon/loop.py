@@ -71,7 +71,7 @@ class Daemon:
         self.watcher: Watcher | None = None
         self._polling = False
         self._identity = self._root_identity()
-        self._head = git.head_commit(root) if self.runner.in_git else None
+        self._head = self.runner.head_commit()
         self._git_dir = Path(os.path.abspath(git.git_dir(root))) if self.runner.in_git else None
         self._set_filters(config)
         self.driver = BatchDriver(
@@ -196,7 +196,12 @@ class Daemon:
 
     def _plan(self, paths: frozenset[Path]) -> tuple[list[Path], set[Path]]:
         sources = {p for p in paths if self.sources(p) and p.exists()}
-        self.runner.learn(sources)  # new files, and new imports of edited ones
+        # New files, and new imports of edited ones. A save or two is converted here next,
+        # from the same parse; a checkout's many files go to workers, read by ``ast`` here.
+        if len(sources) < MIN_WAITING_FOR_WORKERS:
+            self.runner.learn_saved(sources)
+        else:
+            self.runner.learn(sources)
         if self._outside_scope(sources):
             self._rescope_wanted.set()  # the supervisor re-arms with the wider scope
         return self.runner.plan(paths, sources | set(self.runner.parents))
@@ -222,7 +227,7 @@ class Daemon:
         """Did HEAD move (checkout, merge, rebase, pull) since the previous batch?"""
         if not self.runner.in_git:
             return False
-        head = git.head_commit(self.root)
+        head = self.runner.head_commit()
         moved = head != self._head
         self._head = head
         return moved

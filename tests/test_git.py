@@ -420,3 +420,86 @@ def test_reads_never_write_the_index(repo: Path) -> None:
     assert dgit.operation_in_progress(repo) is None
     assert dgit.staged_paths(repo) == [repo / SOURCE]
     assert _index(repo) == before
+
+
+# -- HeadWatch: HEAD's commit by stat, git only when a file it is read from changed ---------
+
+
+def _counting_head_commits(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    """Record each real ``git rev-parse HEAD`` a HeadWatch runs (the real git still runs)."""
+    calls: list[str | None] = []
+    real = dgit.head_commit
+
+    def counted(root: Path) -> str | None:
+        calls.append(real(root))
+        return calls[-1]
+
+    monkeypatch.setattr(dgit, "head_commit", counted)
+    return calls
+
+
+def _rev(root: Path, name: str = "HEAD") -> str:
+    return subprocess.run(
+        ["git", "rev-parse", name], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_head_watch_asks_git_only_after_head_or_its_ref_changed(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting_head_commits(monkeypatch)
+    watch = dgit.HeadWatch(repo)
+    assert watch.commit() == _rev(repo)
+    assert watch.commit() == _rev(repo)
+    assert len(calls) == 1  # the second answer came from the stamp
+
+    (repo / "c.txt").write_text("edited\n")
+    git(repo, "commit", "-q", "-am", "a commit moves the branch's loose ref")
+    assert watch.commit() == _rev(repo)
+
+    git(repo, "commit", "-q", "--amend", "-m", "an amend rewrites the same ref")
+    assert watch.commit() == _rev(repo)
+
+    git(repo, "checkout", "-q", "-b", "other")  # HEAD names another ref, same commit
+    assert watch.commit() == _rev(repo)
+    (repo / "c.txt").write_text("other\n")
+    git(repo, "commit", "-q", "-am", "on other")
+    assert watch.commit() == _rev(repo)
+
+    git(repo, "checkout", "-q", "--detach", "main")  # HEAD holds a commit itself
+    assert watch.commit() == _rev(repo, "main")
+
+    git(repo, "checkout", "-q", "main")
+    git(repo, "pack-refs", "--all")  # the loose ref goes; packed-refs holds it
+    assert watch.commit() == _rev(repo)
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    assert watch.commit() == _rev(repo)
+    assert len(calls) < 12  # and each unchanged call in between asked nobody
+    answered = len(calls)
+    assert watch.commit() == _rev(repo)
+    assert len(calls) == answered
+
+
+def test_head_watch_in_a_linked_worktree_follows_its_own_head(repo: Path, tmp_path: Path) -> None:
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    watch = dgit.HeadWatch(linked)
+    assert watch.commit() == _rev(linked)
+    (linked / "c.txt").write_text("side\n")
+    git(linked, "commit", "-q", "-am", "on side")
+    assert watch.commit() == _rev(linked)
+    (repo / "c.txt").write_text("main moves\n")
+    git(repo, "commit", "-q", "-am", "main moves, side does not")
+    assert watch.commit() == _rev(linked) != _rev(repo)
+
+
+def test_head_watch_without_commits(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    git(fresh, "init", "-q", "-b", "main")
+    watch = dgit.HeadWatch(fresh)
+    assert watch.commit() is None
+    (fresh / "a.txt").write_text("a\n")
+    git(fresh, "add", "a.txt")
+    git(fresh, "commit", "-q", "-m", "first")  # the branch's ref appears
+    assert watch.commit() == _rev(fresh)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.graph import dependents, parent_paths, readers, topological
+from daemon.converter import imported_modules
+from daemon.graph import dependents, parent_paths, paths_of_imports, readers, topological
+from tests.converter.corpus import require_corpus
 
 ROOT = Path("/repo")
 GEMMA = ROOT / "src/transformers/models/gemma/modular_gemma.py"
@@ -64,3 +66,20 @@ def test_topological_orders_by_the_known_graph_and_readers_is_one_level():
     assert topological({gemma3, gemma2, GEMMA}, parents) == [GEMMA, gemma2, gemma3]
     assert readers(parents, [GEMMA.with_name("modeling_gemma.py")]) == {gemma2, gemma3}
     assert readers(parents, [llama]) == {GEMMA}
+
+
+def test_parents_from_the_converters_parse_equal_those_from_ast(tmp_path: Path) -> None:
+    """``Runner.learn_saved`` reads a saved file's imports from the converter's own parse;
+    it must find what the ``ast`` reading finds, in the same order, for every corpus file."""
+    root = require_corpus()
+    sources = sorted((root / "src/transformers/models").glob("*/modular_*.py"))
+    assert len(sources) == 326
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        from_cst = paths_of_imports(source, imported_modules(source, text) or (), root)
+        assert from_cst == parent_paths(source, text, root), source.name
+    nested = "def f():\n    from ..llama.modeling_llama import X\nfrom ..a.modeling_a import Y\n"
+    for text in (nested, "def broken(:\n"):
+        assert paths_of_imports(GEMMA, imported_modules(GEMMA, text) or (), ROOT) == (
+            parent_paths(GEMMA, text, ROOT)
+        )

@@ -88,6 +88,7 @@ __all__ = [
     "Result",
     "Skipped",
     "convert",
+    "imported_modules",
 ]
 
 
@@ -114,3 +115,27 @@ def convert(
     from daemon.converter.pipeline import run
 
     return run(source, root=root, overlay=overlay or {}, format=format)
+
+
+def imported_modules(source: Path, text: str) -> list[tuple[int, str]] | None:
+    """The ``(dots, module)`` of every ``from <module> import`` in ``text``, at any depth, or
+    None when ``text`` does not parse.
+
+    The parse is the converter's own, kept for the file's next conversion (the daemon reads the
+    imports of a saved file just before converting it): that conversion then parses nothing,
+    and the next save reparses only the statements it touched.
+    """
+    from daemon.converter.pipeline import REPARSER
+    from daemon.converter.resolve import dotted_name, import_froms
+    from daemon.errors import ConvertError
+
+    try:
+        module = REPARSER.parse(text, source)
+    except ConvertError:
+        return None
+    found = []
+    for node in import_froms(module):
+        name = dotted_name(node.module) if node.module is not None else None
+        if name:
+            found.append((len(node.relative), name))
+    return found

@@ -14,12 +14,14 @@ from daemon.converter import Converted, Failed, Output, Result, Skipped
 from daemon.converter.assemble import Conversion
 from daemon.converter.memo import next_conversion
 from daemon.converter.naming import load_casing_table
-from daemon.converter.parse import parse_module
 from daemon.converter.render import banner, format_many
+from daemon.converter.reparse import Reparser
 from daemon.converter.resolve import read_text
 from daemon.errors import ConvertError
 
 _PREFIX = "modular_"
+# The last trees of the modular files converted here: a save reparses only what it touched.
+REPARSER = Reparser()
 
 
 def model_name(source: Path) -> str | None:
@@ -69,7 +71,7 @@ def run(
         text = read_text(source, overlay)
         if text is None:
             return Failed(source, "file not found")
-        module = parse_module(text, source)
+        module = REPARSER.parse(text, source)
         header = banner(source, root)
         conversion = Conversion(source, module, model=model, root=root, overlay=overlay)
         conversion.casing = load_casing_table(root)

@@ -18,6 +18,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from daemon.converter import FILE_TYPES_BY_PREFIX
+from daemon.converter.memo import NodeMemo
 from daemon.errors import ConvertError
 
 # R-IO-3 / R-PAR-1: the file types, longest first so `image_processing_pil` wins over
@@ -234,9 +235,21 @@ def import_froms(module: cst.Module) -> Iterator[cst.ImportFrom]:
 
     The order and the set are those of a ``CSTVisitor``'s ``visit_ImportFrom`` calls; only
     statement holders are entered (their statement fields come in source order: body, handlers,
-    orelse, finalbody), which skips the expressions that are most of a file's nodes.
+    orelse, finalbody), which skips the expressions that are most of a file's nodes. Cached per
+    top-level statement: a save reparses only the statements it touched (``reparse``).
     """
-    stack: list[cst.CSTNode] = list(reversed(module.body))
+    for statement in module.body:
+        found = _IMPORT_FROMS.get(statement)
+        if found is None:
+            found = _IMPORT_FROMS.put(statement, tuple(_import_froms_in(statement)))
+        yield from found
+
+
+_IMPORT_FROMS: NodeMemo[tuple[cst.ImportFrom, ...]] = NodeMemo()
+
+
+def _import_froms_in(top: cst.CSTNode) -> Iterator[cst.ImportFrom]:
+    stack: list[cst.CSTNode] = [top]
     while stack:
         node = stack.pop()
         if isinstance(node, cst.SimpleStatementLine | cst.SimpleStatementSuite):
