@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.converter.render import banner, compiles, find_ruff, format_many, format_source
+from daemon.converter.render import (
+    banner,
+    compiles,
+    find_ruff,
+    format_many,
+    format_source,
+    guess_fixed,
+)
 from tests.converter.corpus import banner_sources, require_corpus
 
 SIRENS = "\N{POLICE CARS REVOLVING LIGHT}" * 48
@@ -204,7 +211,7 @@ def test_r_fmt_1_an_unchanged_raw_text_is_not_formatted_again(tmp_path, monkeypa
         encoding="utf-8",
     )
     assert format_source(raw, root / "modeling_orbit.py", root) == "x = 'orbit'\n"
-    assert calls == ["check", "format", "check", "format"]
+    assert sorted(calls) == ["check", "check", "format", "format"]  # formatted on a guess, too
     # Another stdin file name is another key too.
     format_source(raw, root / "configuration_orbit.py", root)
     assert len(calls) == 6
@@ -220,3 +227,44 @@ def test_format_cache_keeps_one_text_per_output_path(tmp_path):
         assert format_source(f"x = ( {i} )\n", path, root) == f"x = {i}\n"
     kept = [entry for key, entry in render._FORMATTED.items() if key == path]
     assert len(kept) == 1 and kept[0][1] == "x = 4\n"
+
+
+def test_r_fmt_1_guess_fixed_replays_an_edit_after_the_fixed_part():
+    old_raw = "import b\nimport a\n\n\ndef f():\n    return 1\n"
+    old_fixed = "import a\nimport b\n\n\ndef f():\n    return 1\n"
+    new_raw = old_raw.replace("return 1", "return 1  # saved")
+    replayed = old_fixed.replace("return 1", "return 1  # saved")
+    assert guess_fixed(old_raw, old_fixed, new_raw) == replayed
+    # An edit inside what the fixes rewrote cannot be replayed: no guess.
+    assert guess_fixed(old_raw, old_fixed, old_raw.replace("import a", "import c")) is None
+
+
+def test_r_fmt_1_a_guessed_fix_gives_what_the_two_passes_in_turn_give(tmp_path, monkeypatch):
+    """format_source formats a guess of the fixes beside ``ruff check``; whether the guess is
+    right or wrong, the answer is the sequential pair's (a fresh path, no guess)."""
+    from daemon.converter import render
+
+    root = repository(tmp_path / "repo")
+    formatted: list[str] = []
+    real = render._run_ruff
+
+    def recording(command, text, where, path):
+        if str(command[1]) == "format":
+            formatted.append(text)
+        return real(command, text, where, path)
+
+    monkeypatch.setattr(render, "_run_ruff", recording)
+    base = "import torch\nimport os\ndef f(x) :\n    return torch.relu( x )\n"
+    edits = [
+        base.replace("relu( x )", "relu( x )  # saved"),  # after the fixes: a right guess
+        base.replace("import os\n", "import os, sys\n"),  # inside them: a wrong one, or none
+        base.replace("relu( x )", "relu( x )  # saved"),
+    ]
+    path = root / "src/orbit/modeling_orbit.py"
+    format_source(base, path, root)
+    for number, raw in enumerate(edits):
+        formatted.clear()
+        got = format_source(raw, path, root)
+        fresh = format_source(raw, root / "src/orbit" / f"modeling_fresh{number}.py", root)
+        assert got == fresh.replace(f"modeling_fresh{number}", "modeling_orbit")
+    assert len(formatted) == 2  # the last edit: once on its guess, beside the check; once fresh
