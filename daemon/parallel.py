@@ -18,6 +18,7 @@ from daemon.checkcache import CheckCache
 from daemon.converter import Converted, Result, convert
 from daemon.converter.order import dependency_edges, dependency_levels
 from daemon.converter.parents import keep_batch_parses
+from daemon.converter.pipeline import REPARSER
 from daemon.errors import DaemonError
 from daemon.graph import parent_paths
 from daemon.outputs import read_text
@@ -56,6 +57,7 @@ def as_batch_process() -> None:
     """Settings for a process that converts many sources, then exits (``check``, a worker):
     more parsed parents kept, a less eager garbage collector. Never the daemon's own."""
     keep_batch_parses()
+    REPARSER.keep_none()  # each source is converted once here: no tree to splice into
     if gc.get_threshold() != BATCH_GC_THRESHOLD:
         gc.set_threshold(*BATCH_GC_THRESHOLD)
 

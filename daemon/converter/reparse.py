@@ -240,6 +240,11 @@ class Reparser:
         self._last: OrderedDict[Path, tuple[str, cst.Module]] = OrderedDict()
         self.spliced = 0  # for the tests and the benchmarks: parses that reused statements
 
+    def keep_none(self) -> None:
+        """Keep no tree: for a process that converts each file once (a batch, a worker)."""
+        self._keep = 0
+        self._last.clear()
+
     def parse(self, text: str, path: Path) -> cst.Module:
         """``parse_module(text, path)``, reusing the previous tree of ``path`` where it can.
 
