@@ -198,10 +198,7 @@ class Daemon:
         sources = {p for p in paths if self.sources(p) and p.exists()}
         # New files, and new imports of edited ones. A save or two is converted here next,
         # from the same parse; a checkout's many files go to workers, read by ``ast`` here.
-        if len(sources) < MIN_WAITING_FOR_WORKERS:
-            self.runner.learn_saved(sources)
-        else:
-            self.runner.learn(sources)
+        self.runner.learn(sources, converting_here=len(sources) < MIN_WAITING_FOR_WORKERS)
         if self._outside_scope(sources):
             self._rescope_wanted.set()  # the supervisor re-arms with the wider scope
         return self.runner.plan(paths, sources | set(self.runner.parents))

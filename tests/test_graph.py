@@ -69,8 +69,9 @@ def test_topological_orders_by_the_known_graph_and_readers_is_one_level():
 
 
 def test_parents_from_the_converters_parse_equal_those_from_ast(tmp_path: Path) -> None:
-    """``Runner.learn_saved`` reads a saved file's imports from the converter's own parse;
-    it must find what the ``ast`` reading finds, in the same order, for every corpus file."""
+    """``Runner.learn(converting_here=True)`` reads a saved file's imports from the
+    converter's own parse; it must find what the ``ast`` reading finds, in the same order, for
+    every corpus file."""
     root = require_corpus()
     sources = sorted((root / "src/transformers/models").glob("*/modular_*.py"))
     assert len(sources) == 326
