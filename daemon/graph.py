@@ -7,13 +7,13 @@ propagate through a graph, not through our own file events).
 
 from __future__ import annotations
 
-import ast
 import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from daemon.converter import FILE_TYPES
+from daemon.converter.order import from_imports
 
 # R-PAR-1: `..<model>.<file type>_<name>` registers a parent module.
 _FILE_TYPE = re.compile(
@@ -43,14 +43,7 @@ def _absolute_target(root: Path, module: str) -> Path | None:
 
 def parent_paths(source: Path, text: str, root: Path) -> tuple[Path, ...]:
     """The parent files ``source`` imports from, in first-import order (invalid text: none)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return ()
-    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-    nodes.sort(key=lambda node: (node.lineno, node.col_offset))  # walk is breadth first
-    imports = [(node.level, node.module or "") for node in nodes]
-    return paths_of_imports(source, imports, root)
+    return paths_of_imports(source, from_imports(text) or (), root)
 
 
 def paths_of_imports(

@@ -6,14 +6,15 @@ string literals and comments, and both delete ``# Copied from`` comments and str
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from string import ascii_letters
 from typing import Any, TypeVar, cast
 
 import libcst as cst
 
 from daemon.converter import FILE_TYPES  # R-NAME-6: sibling modules point at the child's files
-from daemon.converter.inventory import NODE_TYPES, SEQUENCE_TYPES, child_fields, descendants
+from daemon.converter.inventory import NODE_TYPES, SEQUENCE_TYPES, child_fields
 from daemon.converter.memo import NodeMemo
 from daemon.converter.naming import RenameTable, rename_text
 
@@ -63,6 +64,8 @@ class _FastRenamer:
         self.target = target.replace("-", "_")
         self._renamed: dict[str, str] = {}
         self._deleted_lines: list[cst.SimpleStatementLine] = []
+        keys = [key.lower() for key, _ in table.entries if key] if table._pattern else []
+        self.lowered_keys = keys if all(key.isascii() for key in keys) else None
 
     def token(self, text: str) -> str:
         renamed = self._renamed.get(text)
@@ -70,16 +73,22 @@ class _FastRenamer:
             renamed = self._renamed[text] = rename_text(text, self.table)
         return renamed
 
-    def untouched(self, statement: cst.BaseStatement) -> bool:
+    def untouched(self, statement: cst.CSTNode) -> bool:
         """True when walking ``statement`` could change nothing in it."""
-        tokens = statement_tokens(statement)
-        if _MUST_WALK in tokens:
+        words = statement_words(statement)
+        if words.must_walk:
             return False
-        return all(self.token(token) == token for token in tokens)
+        if words.lowered is not None and self.lowered_keys is not None:
+            # A token changes only where a key matches it case-insensitively: with both sides
+            # ASCII, where the lowered key occurs in the lowered token.
+            return not any(key in words.lowered for key in self.lowered_keys)
+        return all(self.token(token) == token for token in words.tokens)
 
     def walk(self, node: _Node) -> _Node:
         if self.module_renaming and isinstance(node, cst.ImportFrom) and not node.relative:
             return node  # R-NAME-6: absolute from-imports are restored verbatim
+        if type(node) in _STATEMENT_TYPES and self.untouched(node):
+            return node  # a method, a line of a body: the same object, not walked
         changes: dict[str, object] = {}
         for name in child_fields(type(node)):
             value = getattr(node, name)
@@ -254,26 +263,61 @@ _LEAVE: dict[type[cst.CSTNode], _Leave] = {
     cst.ImportFrom: _FastRenamer.leave_import_from,
 }
 
-_MUST_WALK = "\0walk"  # a token no identifier, string or comment can be
-_TOKENS: NodeMemo[frozenset[str]] = NodeMemo()
+
+@dataclass(frozen=True)
+class Words:
+    """The identifier, string and comment texts of one statement, and whether walking it can
+    change it whatever they are (``# Copied from``, a relative import)."""
+
+    tokens: frozenset[str]
+    must_walk: bool
+    lowered: str | None  # the tokens joined and lowered, when all of them are ASCII
+
+    @classmethod
+    def of(cls, tokens: Iterable[str], must_walk: bool) -> Words:
+        found = frozenset(tokens)
+        joined = "\0".join(found)
+        return cls(found, must_walk, joined.lower() if joined.isascii() else None)
 
 
-def statement_tokens(statement: cst.CSTNode) -> frozenset[str]:
-    """The identifier, string and comment texts in ``statement``, plus ``_MUST_WALK`` when
-    something in it changes whatever its tokens (``# Copied from``, a relative import);
-    cached per node, as a parent's parse is shared by the children renaming it."""
-    tokens = _TOKENS.get(statement)
-    if tokens is not None:
-        return tokens
-    found: set[str] = set()
-    for node in descendants(statement):
-        if isinstance(node, cst.Name | cst.SimpleString | cst.Comment):
-            found.add(node.value)
-            if not isinstance(node, cst.Name) and _has_copied_from(node.value):
-                found.add(_MUST_WALK)
-        elif isinstance(node, cst.ImportFrom) and node.relative:
-            found.add(_MUST_WALK)
-    return _TOKENS.put(statement, frozenset(found))
+_WORDS: NodeMemo[Words] = NodeMemo()
+_STATEMENT_TYPES = frozenset(t for t in NODE_TYPES if issubclass(t, cst.BaseStatement))
+_TOKEN_TYPES = frozenset({cst.Name, cst.SimpleString, cst.Comment})
+
+
+def statement_words(statement: cst.CSTNode) -> Words:
+    """``Words`` of ``statement``, cached per node, as a parent's parse is shared by the
+    children renaming it; computing them for a statement also caches those of every statement
+    nested in it, which the walk asks for next."""
+    words = _WORDS.get(statement)
+    if words is None:
+        words = _collect_words(statement, [])[1]
+        assert words is not None
+    return words
+
+
+def _collect_words(node: cst.CSTNode, out: list[str]) -> tuple[bool, Words | None]:
+    """Append the tokens under ``node`` to ``out``; cache ``Words`` for each statement met."""
+    kind = type(node)
+    start = len(out)
+    must_walk = False
+    if kind in _TOKEN_TYPES:
+        text: str = node.value  # type: ignore[attr-defined]
+        out.append(text)
+        must_walk = kind is not cst.Name and _has_copied_from(text)
+    elif kind is cst.ImportFrom and node.relative:  # type: ignore[attr-defined]
+        must_walk = True
+    for name in child_fields(kind):
+        value = getattr(node, name)
+        if type(value) in NODE_TYPES:
+            must_walk |= _collect_words(value, out)[0]
+        elif type(value) in SEQUENCE_TYPES:
+            for item in value:
+                if type(item) in NODE_TYPES:
+                    must_walk |= _collect_words(item, out)[0]
+    if kind not in _STATEMENT_TYPES:
+        return must_walk, None
+    return must_walk, _WORDS.put(node, Words.of(out[start:], must_walk))
 
 
 def _fold_deleted(

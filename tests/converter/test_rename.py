@@ -304,3 +304,54 @@ def test_r_name_10_the_docs_walk_matches_the_libcst_transformer():
 
     assert fast == reference
     assert "ZetaModel(ZetaPreTrainedModel)" in fast  # identifiers are not docs
+
+
+def test_r_name_6_nested_statements_with_nothing_to_rename_are_the_same_objects():
+    module = cst.parse_module(
+        textwrap.dedent(
+            """\
+            class ZetaModel:
+                def plain(self, x):
+                    y = x + 1
+                    return y
+
+                def forward(self, x):
+                    y = x + 1
+                    return self.zeta(y)
+            """
+        )
+    )
+    table = rename_table("zeta", "orbit", CASING)
+    before = module.body[0]
+
+    after = rename_module(module, table, model_name="orbit", target="orbit").body[0]
+
+    assert isinstance(before, cst.ClassDef) and isinstance(after, cst.ClassDef)
+    assert after.name.value == "OrbitModel"
+    plain, forward = after.body.body
+    old_plain, old_forward = before.body.body
+    assert isinstance(forward, cst.FunctionDef) and isinstance(old_forward, cst.FunctionDef)
+    assert plain is old_plain  # not walked: nothing in it to rename
+    assert forward is not old_forward
+    assert forward.body.body[0] is old_forward.body.body[0]  # ``y = x + 1``
+    assert cst.Module(body=[forward]).code.endswith("return self.orbit(y)\n")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x = '\u017figma'  # a long s: re's IGNORECASE matches it to s, str.lower() keeps it",
+        "\u017figma_size = 1  # an identifier with one",
+        "x = 'K\u212a'  # a Kelvin sign elsewhere in the class",
+    ],
+)
+def test_r_name_5_non_ascii_tokens_are_renamed_as_the_reference_does(line):
+    module = cst.parse_module(f"class SigmaModel:\n    {line}\n    y = 1\n")
+    table = rename_table("sigma", "orbit", CasingTable())
+
+    fast = rename_module(module, table, model_name="orbit", target="orbit")
+    reference = rename_module_reference(module, table, model_name="orbit", target="orbit")
+
+    assert fast.code == reference.code
+    assert "OrbitModel" in fast.code
+    assert "\u017f" not in fast.code or "\u212a" in line
