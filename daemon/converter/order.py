@@ -11,6 +11,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from daemon.errors import ConvertError
 
@@ -69,9 +70,27 @@ def from_imports(text: str) -> tuple[FromImport, ...] | None:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):  # ValueError: null bytes
         return None
-    nodes = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
-    nodes.sort(key=lambda node: (node.lineno, node.col_offset))  # walk is breadth first
-    return tuple((node.level, node.module or "") for node in nodes)
+    nodes: list[ast.ImportFrom] = []
+    _gather_import_froms(tree.body, nodes)
+    nodes.sort(key=lambda node: (node.lineno, node.col_offset))  # ``try`` bodies come first
+    return tuple((node.level, node.module or "") for node in nodes if node.module)
+
+
+# The fields holding nested statements (``handlers`` and ``cases`` hold nodes with a ``body``).
+_BLOCK_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _gather_import_froms(statements: list[Any], found: list[ast.ImportFrom]) -> None:
+    """The from-imports among ``statements`` and the statements nested in them: an import is
+    a statement, so expressions (most of the nodes ``ast.walk`` would visit) are skipped."""
+    for statement in statements:
+        if isinstance(statement, ast.ImportFrom):
+            found.append(statement)
+            continue
+        for name in _BLOCK_FIELDS:
+            inner = getattr(statement, name, None)
+            if inner:
+                _gather_import_froms(inner, found)
 
 
 def _from_import_modules(text: str) -> list[str]:

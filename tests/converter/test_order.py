@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from daemon.converter.order import dependency_levels, model_dependencies, node_name
+from daemon.converter.order import (
+    dependency_levels,
+    from_imports,
+    model_dependencies,
+    node_name,
+)
 from daemon.errors import ConvertError
 
 MODELS = Path("/repo/src/transformers/models")
@@ -96,3 +102,36 @@ def test_r_err_10_a_cycle_is_reported_with_its_files():
 
     assert f"{orbit} -> {zeta} -> {orbit}" in str(caught.value)
     assert str(nova) not in str(caught.value)
+
+
+NESTED_IMPORTS = """\
+from .a import x
+try:
+    from .b import y
+except ImportError:
+    from .c import y
+else:
+    from .d import z
+finally:
+    from .e import w
+if x:
+    from ..f.modeling_f import F
+match y:
+    case 1:
+        from .g import g
+class C:
+    def m(self):
+        from .h import h
+        return [i for i in h]
+from . import nothing
+"""
+
+
+def test_r_par_8_from_imports_at_any_depth_in_source_order_as_ast_walk_finds_them():
+    tree = ast.parse(NESTED_IMPORTS)
+    walked = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+    expected = [(n.level, n.module) for n in sorted(walked, key=lambda n: n.lineno)]
+
+    assert from_imports(NESTED_IMPORTS) == tuple(expected)
+    assert [module for _, module in expected] == ["a", "b", "c", "d", "e", "f.modeling_f", "g", "h"]
+    assert from_imports("from .a import (\n") is None
