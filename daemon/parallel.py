@@ -6,9 +6,11 @@ outputs of each dependency level are passed, as an overlay, to the conversions o
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, TypeVar
 from daemon.checkcache import CheckCache
 from daemon.converter import Converted, Result, convert
 from daemon.converter.order import dependency_edges, dependency_levels
-from daemon.converter.parents import keep_batch_parses
+from daemon.converter.parents import BATCH_PARSES, keep_batch_parses
 from daemon.converter.pipeline import REPARSER
 from daemon.errors import DaemonError
 from daemon.graph import parent_paths
@@ -40,10 +42,38 @@ def levels_of(texts: dict[Path, str]) -> list[list[Path]]:
         return [sorted(texts)]
 
 
-def _overlay_for(source: Path, root: Path, overlay: dict[Path, str]) -> dict[Path, str]:
+def _overlay_for(parents: Iterable[Path], overlay: dict[Path, str]) -> dict[Path, str]:
     """Only the fresh outputs this source reads: keeps what crosses to a worker small."""
-    wanted = parent_paths(source, read_text(source) or "", root)
-    return {p: overlay[p] for p in wanted if p in overlay}
+    return {p: overlay[p] for p in parents if p in overlay}
+
+
+class WarmParents:
+    """Which parents each worker process has most likely parsed and kept, as the process
+    handing out sources can tell: the parents of the last ``keep`` sources it converted.
+
+    Each worker parses and keeps its own parents: handed out without regard to them, a
+    whole-corpus check with two workers parsed 601 times (18.0 MB of text) for 400 distinct
+    parents (11.4 MB). A source whose parents its worker already holds skips those parses.
+    """
+
+    def __init__(self, keep: int = BATCH_PARSES) -> None:
+        self.keep = keep
+        self._held: dict[int, OrderedDict[Path, None]] = {}
+
+    def converted(self, worker: int, parents: Iterable[Path]) -> None:
+        held = self._held.setdefault(worker, OrderedDict())
+        for parent in parents:
+            held.pop(parent, None)
+            held[parent] = None
+        while len(held) > self.keep:
+            held.popitem(last=False)
+
+    def warmth(
+        self, worker: int | None, parents: Iterable[Path], size: Callable[[Path], int]
+    ) -> int:
+        """How much of ``parents`` (in characters) ``worker`` holds parsed."""
+        held = self._held.get(worker) if worker is not None else None
+        return sum(size(p) for p in parents if p in held) if held else 0
 
 
 # A batch allocates millions of nodes that stay alive (the parsed parents it keeps). With
@@ -62,9 +92,26 @@ def as_batch_process() -> None:
         gc.set_threshold(*BATCH_GC_THRESHOLD)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_weight(path: Path) -> int:
+    """What parsing a parent costs, in characters: its size on disk (its fresh text, if it
+    differs, is about as long); a missing parent costs nothing."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def convert_in_worker(source: Path, root: Path, overlay: dict[Path, str], fmt: bool) -> Result:
     as_batch_process()  # a worker converts part of a batch, then exits
     return convert(source, root=root, overlay=overlay, format=fmt)
+
+
+def convert_in_pool_worker(
+    source: Path, root: Path, overlay: dict[Path, str], fmt: bool
+) -> tuple[Result, int]:
+    """``convert_in_worker``, with the worker's pid: the worker that answered is the idle one."""
+    return convert_in_worker(source, root, overlay, fmt), os.getpid()
 
 
 def timed_convert_in_worker(source: Path, root: Path, fmt: bool) -> tuple[Result, float]:
@@ -127,17 +174,34 @@ def convert_all_in_memory(
             readers[parent].add(source)
     chain = _chain_lengths(ordered, readers)
 
+    parents_of = {s: parent_paths(s, texts[s], root) for s in ordered}
+    warm = WarmParents()
+    idle: list[int | None] = [None]  # the worker that answered last, free for the next source
+
+    def order(source: Path) -> tuple[int, int, str]:
+        # The longest chain of readers first, so the tail is not left to one core; among
+        # equal chains (most of the corpus reads nothing back), those whose parents the free
+        # worker holds parsed: over the corpus, 486 parses of 13.9 MB instead of 601 of 18.0.
+        return (
+            -chain[source],
+            -warm.warmth(idle[0], parents_of[source], _parse_weight),
+            str(source),
+        )
+
     with worker_pool(jobs) as pool:
 
-        def submit(source: Path) -> Future[Result] | None:
+        def submit(source: Path) -> Future[tuple[Result, int]] | None:
             if cached(source):
                 return None
-            fresh = _overlay_for(source, root, overlay)
-            return pool.submit(convert_in_worker, source, root, fresh, format)
+            fresh = _overlay_for(parents_of[source], overlay)
+            return pool.submit(convert_in_pool_worker, source, root, fresh, format)
 
-        def finished(source: Path, result: Result | None) -> tuple[Path, ...]:
-            if result is not None:
+        def finished(source: Path, answer: tuple[Result, int] | None) -> tuple[Path, ...]:
+            if answer is not None:
+                result, worker = answer
                 record(source, result)
+                warm.converted(worker, parents_of[source])
+                idle[0] = worker
             return ()
 
         stream(
@@ -146,8 +210,7 @@ def convert_all_in_memory(
             jobs=jobs,
             submit=submit,
             finished=finished,
-            # The longest chain of readers first, so the tail is not left to one core.
-            order=lambda s: (-chain[s], str(s)),
+            order=order,
         )
     return {s: results[s] for s in ordered}
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import libcst as cst
 
-from daemon.converter.inventory import code_of
+from daemon.converter.inventory import code_of, identifiers
 from daemon.converter.resolve import dotted_name
 
 _DOCSTRING_PAIR = re.compile(r'"""[\s\S]*"""')
@@ -195,6 +196,14 @@ class RewriteParentCalls(cst.CSTTransformer):
             self.targets.add("nn.Module")
         if any("PreTrainedModel" in base for base in final_bases):
             self.targets.add("PreTrainedModel")
+        self.roots = frozenset(target.split(".")[0] for target in self.targets)
+
+    def rewrite(self, statement: cst.BaseStatement) -> cst.BaseStatement:
+        """``statement`` rewritten; as it is, without libcst's traversal, when none of its
+        identifiers starts a target (a call ``Base.f(...)`` names ``Base``)."""
+        if not self.roots & identifiers(statement):
+            return statement
+        return cast(cst.BaseStatement, statement.visit(self))
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.Call:
         func = updated_node.func
@@ -225,7 +234,7 @@ def rewrite_method(
     position = next((i for i, s in enumerate(statements) if _is_super_call(s, name)), None)
     before = statements if position is None else statements[:position]
     rewriter = RewriteParentCalls(final_bases)
-    before = [s.visit(rewriter) for s in before]  # type: ignore[misc]
+    before = [rewriter.rewrite(s) for s in before]
     if position is None:
         return method.with_changes(body=method.body.with_changes(body=before))
     if parent_method is None or not isinstance(parent_method.body, cst.IndentedBlock):

@@ -14,7 +14,7 @@ from daemon.converter.layout import (
     order_parent_dependencies,
 )
 from daemon.converter.merge import merge_bases, merge_class
-from daemon.converter.supercall import ClassRecords, rewrite_method
+from daemon.converter.supercall import ClassRecords, RewriteParentCalls, rewrite_method
 
 
 def klass(text: str) -> cst.ClassDef:
@@ -429,3 +429,18 @@ def test_r_top_10_pulled_names_first_grouped_by_parent():
         parent_positions={"zeta": {"helper_z": 0, "helper_a": 1}},
     )
     assert order == ["helper_z", "helper_a", "ORBIT_K", "orbit_fn"]
+
+
+def test_r_cls_14_statements_naming_no_base_are_kept_and_nested_calls_rewritten():
+    rewriter = RewriteParentCalls(["ZetaPreTrainedModel"])
+    plain, nested = statements(
+        """
+        x = helper(self, PreTrained)
+        if y:
+            out = [ZetaPreTrainedModel.forward(self, z) for z in y]
+        """
+    )
+
+    assert rewriter.rewrite(plain) is plain
+    rewritten = code_of(rewriter.rewrite(nested))
+    assert "out = [super().forward(z) for z in y]" in rewritten
