@@ -28,7 +28,7 @@ from pathlib import Path
 import libcst as cst
 
 from daemon.converter.inventory import code_of
-from daemon.converter.parse import parse_module
+from daemon.converter.parse import parse_module, parse_unvalidated
 
 _EMPTY = cst.Module(body=[])
 
@@ -80,7 +80,7 @@ class _Edit:
         if not segment.endswith("\n"):
             return None  # the edit ran into the next line: it reads on from the segment
         try:
-            part = cst.parse_module(segment)
+            part = parse_unvalidated(segment)
         except cst.ParserSyntaxError:
             return None  # perhaps not alone (a line that continues B's block): wider, or whole
         body = _segment_body(part, at_start=at_start, at_end=at_end)
