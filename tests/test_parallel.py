@@ -101,17 +101,17 @@ print("kept", parents._parsed.cache_info().maxsize, gc.get_threshold()[0])
 def test_warm_parents_weigh_what_the_free_worker_last_converted() -> None:
     llama, gemma, clip = Path("modeling_llama.py"), Path("modeling_gemma.py"), Path("clip.py")
     size = {llama: 20_000, gemma: 21_000, clip: 30_000}.__getitem__
-    warm = WarmParents(keep=2)
+    warm = WarmParents(size, keep=2)
 
     warm.converted(101, [llama, gemma])
     warm.converted(202, [clip])
 
-    assert warm.warmth(101, [llama, clip], size) == 20_000
-    assert warm.warmth(202, [llama, clip], size) == 30_000
-    assert warm.warmth(None, [llama], size) == 0  # no worker has answered yet
-    assert warm.warmth(303, [llama], size) == 0
+    assert warm.warmth(101, [llama, clip]) == 20_000
+    assert warm.warmth(202, [llama, clip]) == 30_000
+    assert warm.warmth(None, [llama]) == 0  # no worker has answered yet
+    assert warm.warmth(303, [llama]) == 0
     warm.converted(101, [clip])  # keeps 2: the least recent, llama, goes
-    assert warm.warmth(101, [llama, gemma, clip], size) == 51_000
+    assert warm.warmth(101, [llama, gemma, clip]) == 51_000
 
 
 def test_batch_processes_keep_more_parses_and_collect_less_often(tmp_path: Path) -> None:

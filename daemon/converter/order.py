@@ -7,8 +7,9 @@ its parents' generated files from disk, so parents must be regenerated first.
 from __future__ import annotations
 
 import ast
-import functools
+import hashlib
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,26 @@ FromImport = tuple[int, str]
 
 # A check reads each modular file's imports three times (its level, its edges, the parents
 # its worker is sent), the daemon on every batch: one ``ast`` parse per text (~5 ms) serves all.
-@functools.lru_cache(maxsize=512)
+# Keyed by a digest, not the text: the daemon would otherwise keep every text it ever read.
+_FROM_IMPORTS: OrderedDict[bytes, tuple[FromImport, ...] | None] = OrderedDict()
+_FROM_IMPORTS_SIZE = 1024
+
+
 def from_imports(text: str) -> tuple[FromImport, ...] | None:
     """Every ``from <module> import`` with a module name, at any depth, in source order;
     None when ``text`` does not parse (it is being typed into)."""
+    key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    if key in _FROM_IMPORTS:
+        _FROM_IMPORTS.move_to_end(key)
+        return _FROM_IMPORTS[key]
+    found = _read_from_imports(text)
+    _FROM_IMPORTS[key] = found
+    if len(_FROM_IMPORTS) > _FROM_IMPORTS_SIZE:
+        _FROM_IMPORTS.popitem(last=False)
+    return found
+
+
+def _read_from_imports(text: str) -> tuple[FromImport, ...] | None:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):  # ValueError: null bytes
@@ -73,7 +90,7 @@ def from_imports(text: str) -> tuple[FromImport, ...] | None:
     nodes: list[ast.ImportFrom] = []
     _gather_import_froms(tree.body, nodes)
     nodes.sort(key=lambda node: (node.lineno, node.col_offset))  # ``try`` bodies come first
-    return tuple((node.level, node.module or "") for node in nodes if node.module)
+    return tuple((node.level, node.module) for node in nodes if node.module)
 
 
 # The fields holding nested statements (``handlers`` and ``cases`` hold nodes with a ``body``).

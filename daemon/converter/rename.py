@@ -179,9 +179,7 @@ class _FastRenamer:
     def rename(self, module: cst.Module) -> cst.Module:
         """The whole module: untouched top-level statements are kept as they are."""
         header = [self.walk(line) for line in module.header]
-        body: list[cst.BaseStatement] = [
-            s if self.untouched(s) else self.walk(s) for s in module.body
-        ]
+        body: list[cst.BaseStatement] = [self.walk(s) for s in module.body]
         footer = [self.walk(line) for line in module.footer]
         if self._deleted_lines:
             body, footer = _fold_deleted(body, footer, self._deleted_lines)
